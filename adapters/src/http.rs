@@ -1,0 +1,745 @@
+//! HTTP plumbing both services share: RFC 9457 problem details, the strict
+//! JSON body extractor, authentication, request and correlation ids,
+//! request metrics, and the position header.
+//!
+//! Each service keeps its own error enum; both render through [`Problem`].
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sqlx::PgPool;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use uuid::Uuid;
+
+use sextant_domain::values::Role;
+
+use crate::keys;
+
+pub const POSITION_HEADER: &str = "sextant-position";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+/// Default body limit (API.md: 1 MiB; documents get their own, larger one).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// One validation failure: which field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// RFC 9457 problem details, rendered as `application/problem+json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Where the read model stood, for 503s of `min_position` waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:sextant:problem:{slug}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            position: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "The request is not valid",
+                detail,
+            )
+        }
+    }
+
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+            detail,
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            detail,
+        )
+    }
+
+    /// The only text an internal failure shows; the cause goes to the log.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "something went wrong on our side; it has been logged",
+        )
+    }
+
+    pub fn client_not_found() -> Self {
+        Self::not_found("no such client")
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(position) = self.position {
+            set_position(&mut response, position);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// A JSON body that must be `application/json`, well-formed, of the right
+/// shape, and nothing more (request types deny unknown fields). Every
+/// failure is a problem naming the field.
+pub struct StrictJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for StrictJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                let v = v.trim().to_ascii_lowercase();
+                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            let status = rejection.status();
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    status,
+                    "payload-too-large",
+                    "Payload too large",
+                    "the body is larger than this endpoint accepts",
+                )
+            } else {
+                Problem::bad_request(rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(StrictJson)
+    }
+}
+
+/// Like [`StrictJson`], for endpoints whose body is optional: an empty body
+/// is `None`; anything else must be valid.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0")
+            || (req.headers().get(CONTENT_TYPE).is_none()
+                && !req
+                    .headers()
+                    .contains_key(axum::http::header::TRANSFER_ENCODING));
+        if empty {
+            return Ok(Self(None));
+        }
+        StrictJson::from_request(req, state)
+            .await
+            .map(|StrictJson(value)| Self(Some(value)))
+    }
+}
+
+/// Parses a JSON document into `T`, naming the failing field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    // Postgres text and jsonb cannot hold NUL: refuse it here with a clear
+    // 422 rather than fail at the insert.
+    if contains_nul_escape(bytes) {
+        return Err(Problem::invalid_field(
+            ".",
+            "text must not contain NUL (\\u0000) characters",
+        ));
+    }
+    // Parsed once as a document, to check what any body may hold, then
+    // into its type (naming the failing field).
+    let document: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|err| json_problem(".", &err))?;
+    if let Some(path) = out_of_range_number(&document, String::new()) {
+        return Err(Problem::invalid_field(
+            &path,
+            format!("numbers must lie between -{MAX_NUMBER:e} and {MAX_NUMBER:e}"),
+        ));
+    }
+    serde_path_to_error::deserialize(document).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        json_problem(&path, &inner)
+    })
+}
+
+/// The largest magnitude a number may have. Bodies end up in jsonb, whose
+/// numbers are decimal: one near `f64::MAX` comes back as a decimal that no
+/// longer parses as a double, and the record holding it could never be read
+/// again.
+pub const MAX_NUMBER: f64 = 1e100;
+
+/// The path of the first number out of range, if any.
+fn out_of_range_number(value: &serde_json::Value, path: String) -> Option<String> {
+    match value {
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .filter(|f| !f.is_finite() || f.abs() > MAX_NUMBER)
+            .map(|_| if path.is_empty() { ".".into() } else { path }),
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+            out_of_range_number(
+                v,
+                if path.is_empty() {
+                    format!("[{i}]")
+                } else {
+                    format!("{path}[{i}]")
+                },
+            )
+        }),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            out_of_range_number(
+                v,
+                if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                },
+            )
+        }),
+        _ => None,
+    }
+}
+
+fn contains_nul_escape(bytes: &[u8]) -> bool {
+    bytes
+        .windows(6)
+        .any(|w| w[0] == b'\\' && (w[1] == b'u' || w[1] == b'U') && &w[2..] == b"0000")
+}
+
+fn json_problem(path: &str, err: &serde_json::Error) -> Problem {
+    use serde_json::error::Category;
+    let message = strip_position(&err.to_string());
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            Problem::bad_request(format!("malformed JSON: {message}"))
+        }
+        Category::Data => Problem::invalid_field(if path.is_empty() { "." } else { path }, message),
+    }
+}
+
+/// serde_json appends " at line L column C"; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Principal {
+    Operator,
+    Key {
+        key_id: Uuid,
+        client_id: Uuid,
+        role: Role,
+    },
+}
+
+impl Principal {
+    /// The actor recorded in event metadata.
+    pub fn actor(&self) -> String {
+        match self {
+            Self::Operator => "operator".into(),
+            Self::Key { key_id, .. } => format!("key:{key_id}"),
+        }
+    }
+
+    /// May act on `client_id` with one of `roles` (an admin always may; the
+    /// operator always may). A key of another client gets 404, as if the
+    /// client did not exist; a key of this client without the role, 403.
+    pub fn authorize(&self, client_id: Uuid, roles: &[Role]) -> Result<(), Problem> {
+        match self {
+            Self::Operator => Ok(()),
+            Self::Key {
+                client_id: own,
+                role,
+                ..
+            } => {
+                if *own != client_id {
+                    Err(Problem::client_not_found())
+                } else if *role == Role::Admin || roles.contains(role) {
+                    Ok(())
+                } else {
+                    Err(Problem::forbidden(format!(
+                        "a {} key may not do this; it needs one of: {}",
+                        role.as_str(),
+                        roles
+                            .iter()
+                            .map(|r| r.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Every role may read its own client.
+    pub fn authorize_read(&self, client_id: Uuid) -> Result<(), Problem> {
+        self.authorize(
+            client_id,
+            &[Role::Admin, Role::Reviewer, Role::Ingest, Role::Reader],
+        )
+    }
+
+    pub fn require_operator(&self) -> Result<(), Problem> {
+        match self {
+            Self::Operator => Ok(()),
+            Self::Key { .. } => Err(Problem::forbidden("only the operator may do this")),
+        }
+    }
+}
+
+/// Checks the bearer key: the operator's, or a client key in the registry.
+pub async fn authenticate(
+    headers: &HeaderMap,
+    pool: &PgPool,
+    operator_key: &SecretString,
+) -> Result<Principal, Problem> {
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| Problem::unauthorized("send `Authorization: Bearer <api key>`"))?;
+    if keys::constant_time_eq(
+        presented.as_bytes(),
+        operator_key.expose_secret().as_bytes(),
+    ) {
+        return Ok(Principal::Operator);
+    }
+    let rejected = || Problem::unauthorized("the API key is not valid");
+    let (key_id, secret) = keys::parse(presented).ok_or_else(rejected)?;
+    let record = keys::find(pool, key_id).await.map_err(|err| {
+        if crate::db::is_unavailable(&err) {
+            Problem::unavailable("the database is unavailable; retry shortly")
+        } else {
+            tracing::error!(error = %err, "key lookup failed");
+            Problem::internal()
+        }
+    })?;
+    let record = record.ok_or_else(rejected)?;
+    if record.revoked
+        || !keys::constant_time_eq(
+            keys::sha256_hex(secret).as_bytes(),
+            record.key_hash.as_bytes(),
+        )
+    {
+        return Err(rejected());
+    }
+    Ok(Principal::Key {
+        key_id: record.key_id,
+        client_id: record.client_id,
+        role: record.role,
+    })
+}
+
+/// What the [`Auth`] extractor needs from a service's state.
+pub trait AuthState: Send + Sync {
+    fn pool(&self) -> &PgPool;
+    fn operator_key(&self) -> &SecretString;
+}
+
+/// The authenticated caller; rejects with 401 (or 503 when the key registry
+/// cannot be read) before the body is even looked at.
+pub struct Auth(pub Principal);
+
+impl<S: AuthState> FromRequestParts<S> for Auth {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        authenticate(&parts.headers, state.pool(), state.operator_key())
+            .await
+            .map(Auth)
+    }
+}
+
+/// The client a request's path names, and a caller allowed to see it: a key
+/// of another client is answered 404 here, before the body is even read, as
+/// if the client did not exist. Handlers still check the role they need.
+pub struct ClientScope {
+    pub client_id: Uuid,
+    pub principal: Principal,
+}
+
+impl<S: AuthState> FromRequestParts<S> for ClientScope {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(params) = axum::extract::Path::<
+            std::collections::HashMap<String, String>,
+        >::from_request_parts(parts, state)
+        .await
+        .map_err(|_| Problem::client_not_found())?;
+        let principal = authenticate(&parts.headers, state.pool(), state.operator_key()).await?;
+        let client_id =
+            client_id_from_path(params.get("client_id").map(String::as_str).unwrap_or(""))?;
+        principal.authorize_read(client_id)?;
+        Ok(Self {
+            client_id,
+            principal,
+        })
+    }
+}
+
+/// Query-string parameters, with problem+json rejections.
+pub struct StrictQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(StrictQuery)
+            .map_err(|err| Problem::invalid_field("query", err.to_string()))
+    }
+}
+
+/// A client id from the path: one that does not parse names no client, so it
+/// is answered like any unknown client.
+pub fn client_id_from_path(text: &str) -> Result<Uuid, Problem> {
+    Uuid::try_parse(text).map_err(|_| Problem::client_not_found())
+}
+
+/// The request id (set by the request-id layer) and the correlation id (the
+/// caller's, or the request id when it sent none).
+#[derive(Debug, Clone)]
+pub struct RequestIds {
+    pub request_id: String,
+    pub correlation_id: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestIds {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ids_of(&parts.headers))
+    }
+}
+
+fn ids_of(headers: &HeaderMap) -> RequestIds {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map(str::to_owned)
+    };
+    let request_id = header(REQUEST_ID_HEADER).unwrap_or_else(|| Uuid::new_v4().to_string());
+    let correlation_id = header(CORRELATION_ID_HEADER).unwrap_or_else(|| request_id.clone());
+    RequestIds {
+        request_id,
+        correlation_id,
+    }
+}
+
+pub fn set_position(response: &mut Response, position: i64) {
+    if let Ok(value) = HeaderValue::from_str(&position.to_string()) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(POSITION_HEADER), value);
+    }
+}
+
+/// A JSON answer carrying `Sextant-Position`.
+pub fn positioned<T: Serialize>(status: StatusCode, body: &T, position: i64) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    set_position(&mut response, position);
+    response
+}
+
+/// A service: its `api` routes, plus what every service answers (health,
+/// readiness, metrics, its OpenAPI document) and the fallbacks, with the
+/// common layers around all of it.
+pub fn service<S: Clone + Send + Sync + 'static>(
+    api: Router<S>,
+    readyz: axum::routing::MethodRouter<S>,
+    openapi: &'static str,
+    state: S,
+) -> Router {
+    let app = Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/readyz", readyz)
+        .route("/metrics", axum::routing::get(metrics_endpoint))
+        .route(
+            "/openapi.json",
+            axum::routing::get(
+                move || async move { ([(CONTENT_TYPE, "application/json")], openapi) },
+            ),
+        )
+        .merge(api)
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    with_common_layers(app)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains
+/// in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A command's answer when its position is all there is to say.
+pub fn position_only(status: StatusCode, position: i64) -> Response {
+    positioned(
+        status,
+        &serde_json::json!({ "position": position }),
+        position,
+    )
+}
+
+/// Request ids, a tracing span per request (with both ids), request metrics,
+/// panics turned into a logged 500 problem, and the default body limit.
+pub fn with_common_layers(router: Router) -> Router {
+    let trace = TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+        let ids = ids_of(req.headers());
+        tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            request_id = %ids.request_id,
+            correlation_id = %ids.correlation_id,
+        )
+    });
+    router
+        .route_layer(axum::middleware::from_fn(track_metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            Problem::internal().into_response()
+        }))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn track_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("sextant_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("sextant_http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub async fn metrics_endpoint() -> Response {
+    let body = crate::telemetry::metrics_handle().render();
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
+/// `GET /healthz`: the process is alive.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Answers 404 problem+json for unknown paths.
+pub async fn fallback() -> Problem {
+    Problem::not_found("no such endpoint")
+}
+
+/// Answers 405 problem+json for a known path with the wrong method.
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this endpoint does not accept that method",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        count: u8,
+    }
+
+    #[test]
+    fn malformed_json_is_a_400_and_bad_fields_a_422_naming_the_field() {
+        let err = parse_json::<Body>(b"{\"name\": ").err().map(|p| p.status);
+        assert_eq!(err, Some(400));
+        let err = parse_json::<Body>(br#"{"name": "a", "count": 300}"#).err();
+        let err = err.unwrap_or_else(|| panic!("accepted an out-of-range count"));
+        assert_eq!(err.status, 422);
+        assert_eq!(err.errors[0].field, "count");
+        let err = parse_json::<Body>(br#"{"name": "a", "count": 1, "extra": true}"#).err();
+        assert_eq!(err.map(|p| p.status), Some(422));
+        let err = parse_json::<Body>(br#"{"name": "a", "count": 1} trailing"#).err();
+        assert_eq!(err.map(|p| p.status), Some(400));
+        let err = parse_json::<Body>(br#"{"name": "a\u0000b", "count": 1}"#).err();
+        assert_eq!(err.map(|p| p.status), Some(422));
+        let err =
+            parse_json::<serde_json::Value>(br#"{"patch": {"a": [1, 1.7976931348623155e308]}}"#)
+                .err();
+        let err = err.unwrap_or_else(|| panic!("accepted a number jsonb cannot give back"));
+        assert_eq!(
+            (err.status, err.errors[0].field.as_str()),
+            (422, "patch.a[1]")
+        );
+    }
+
+    #[test]
+    fn keys_reach_only_their_own_client_and_role() {
+        let own = Uuid::from_u128(1);
+        let reader = Principal::Key {
+            key_id: Uuid::from_u128(9),
+            client_id: own,
+            role: Role::Reader,
+        };
+        assert_eq!(reader.authorize_read(own), Ok(()));
+        assert_eq!(
+            reader
+                .authorize(Uuid::from_u128(2), &[Role::Reader])
+                .map_err(|p| p.status),
+            Err(404)
+        );
+        assert_eq!(
+            reader
+                .authorize(own, &[Role::Reviewer])
+                .map_err(|p| p.status),
+            Err(403)
+        );
+        assert_eq!(reader.require_operator().map_err(|p| p.status), Err(403));
+        assert_eq!(Principal::Operator.authorize(own, &[Role::Admin]), Ok(()));
+    }
+}

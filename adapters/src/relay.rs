@@ -1,0 +1,283 @@
+//! The outbox relay: drains `event_outbox` to JetStream.
+//!
+//! - **Gap-safe**: appends commit in position order (see the event-store
+//!   migration), so the relay can read the outbox in position order and
+//!   never skip a slow transaction's event.
+//! - **One active relay**: a session-level advisory lock elects the leader;
+//!   the others stand by and take over when its connection goes.
+//! - **Exactly once in effect**: every message carries `Nats-Msg-Id` =
+//!   event id (JetStream drops a repeat within the duplicate window), and a
+//!   new leader first drops from the outbox everything the stream already
+//!   holds (the stream's last event tells how far it got), so a crash
+//!   between publishing and marking republishes nothing, however long the
+//!   relay was down.
+//! - **Pipelined**: a batch is published without waiting for each ack, then
+//!   the acks are awaited together.
+//! - **Survives outages**: NATS or Postgres errors back off exponentially up
+//!   to [`MAX_BACKOFF`] and retry the same batch.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use async_nats::jetstream::message::PublishMessage;
+use sqlx::postgres::{PgListener, PgPool};
+use sqlx::{Connection, PgConnection, Row};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::StreamSettings;
+use crate::stream::{self, RecordedEvent, EVENT_COLUMNS};
+
+/// The relay's longest wait between retries; the stream's duplicate window is
+/// many times this.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The advisory lock key the leading relay holds.
+pub const LEADER_LOCK: i64 = 8_675_309_002;
+const BATCH: i64 = 1000;
+/// Headers every message carries beside its CloudEvent body, so consumers
+/// can skip what they do not read without parsing it.
+pub const POSITION_HEADER: &str = "Sextant-Position";
+pub const AGGREGATE_HEADER: &str = "Sextant-Aggregate";
+
+pub struct Relay {
+    pool: PgPool,
+    database_url: String,
+    js: jetstream::Context,
+    settings: StreamSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("stream: {0}")]
+    Stream(String),
+    #[error("lost leadership")]
+    LostLeadership,
+}
+
+impl Relay {
+    pub fn new(
+        pool: PgPool,
+        database_url: impl Into<String>,
+        js: jetstream::Context,
+        settings: StreamSettings,
+    ) -> Self {
+        Self {
+            pool,
+            database_url: database_url.into(),
+            js,
+            settings,
+        }
+    }
+
+    /// Runs until `shutdown`: stands by while another relay leads, leads
+    /// otherwise. Replay-safe: publishing an event twice has no effect.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            match self.lead(&shutdown).await {
+                Ok(()) => backoff.reset(),
+                Err(err) => {
+                    metrics::gauge!("sextant_relay_leader").set(0.0);
+                    tracing::warn!(error = %err, "relay interrupted; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(backoff.next()) => {}
+                    }
+                }
+            }
+        }
+        metrics::gauge!("sextant_relay_leader").set(0.0);
+    }
+
+    /// Becomes leader (or waits to), then relays until shutdown or failure.
+    async fn lead(&self, shutdown: &CancellationToken) -> Result<(), RelayError> {
+        let mut lock_conn = PgConnection::connect(&self.database_url).await?;
+        loop {
+            let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(LEADER_LOCK)
+                .fetch_one(&mut lock_conn)
+                .await?;
+            if acquired {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        metrics::gauge!("sextant_relay_leader").set(1.0);
+        tracing::info!("relay is the leader");
+
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen("sextant_outbox").await?;
+        self.skip_already_published().await?;
+
+        let mut last_check = Instant::now();
+        loop {
+            if last_check.elapsed() > Duration::from_secs(1) {
+                // The lock lives as long as its connection: if that is gone,
+                // another relay may lead now.
+                sqlx::query("SELECT 1")
+                    .execute(&mut lock_conn)
+                    .await
+                    .map_err(|_| RelayError::LostLeadership)?;
+                self.record_depth().await?;
+                last_check = Instant::now();
+            }
+            let published = self.relay_batch().await?;
+            if published > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                        .bind(LEADER_LOCK)
+                        .execute(&mut lock_conn)
+                        .await;
+                    return Ok(());
+                }
+                notified = listener.recv() => { notified?; }
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// Drops from the outbox every event the stream already holds.
+    async fn skip_already_published(&self) -> Result<(), RelayError> {
+        let store_id = crate::db::store_id(&self.pool).await?;
+        let mut stream = stream::ensure_stream(&self.js, &self.settings, store_id)
+            .await
+            .map_err(|e| RelayError::Stream(e.to_string()))?;
+        let last = stream::last_published_position(&mut stream)
+            .await
+            .map_err(|e| RelayError::Stream(e.to_string()))?;
+        let skipped = sqlx::query("DELETE FROM event_outbox WHERE global_position <= $1")
+            .bind(last)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if skipped > 0 {
+            tracing::info!(
+                skipped,
+                last,
+                "outbox rows already on the stream were dropped"
+            );
+        }
+        Ok(())
+    }
+
+    /// Publishes one batch and marks it; answers how many it published.
+    pub async fn relay_batch(&self) -> Result<usize, RelayError> {
+        let batch = self.next_batch().await?;
+        let Some(last) = batch.last().map(|e| e.global_position) else {
+            return Ok(0);
+        };
+        self.publish(&batch).await?;
+        self.mark_published(last).await?;
+        metrics::counter!("sextant_relay_published_total").increment(batch.len() as u64);
+        Ok(batch.len())
+    }
+
+    /// The oldest unpublished events, in position order.
+    pub async fn next_batch(&self) -> Result<Vec<RecordedEvent>, RelayError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM event_outbox o \
+             JOIN events e ON e.global_position = o.global_position \
+             ORDER BY o.global_position LIMIT $1"
+        ))
+        .bind(BATCH)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(RecordedEvent::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Publishes a batch, pipelined, and returns once JetStream has
+    /// acknowledged all of it.
+    pub async fn publish(&self, batch: &[RecordedEvent]) -> Result<(), RelayError> {
+        let mut acks = Vec::with_capacity(batch.len());
+        for event in batch {
+            let body = serde_json::to_vec(&event.to_cloud_event())
+                .map_err(|e| RelayError::Stream(e.to_string()))?;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(POSITION_HEADER, event.global_position.to_string().as_str());
+            headers.insert(AGGREGATE_HEADER, event.aggregate_type.as_str());
+            let publish = PublishMessage::build()
+                .payload(body.into())
+                .headers(headers)
+                .message_id(event.event_id.to_string());
+            let ack = self
+                .js
+                .send_publish(event.subject(&self.settings.subject_prefix), publish)
+                .await
+                .map_err(|e| RelayError::Stream(e.to_string()))?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await.map_err(|e| RelayError::Stream(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Everything up to `last` is on the stream: no committed event below
+    /// it can still appear (appends commit in position order).
+    pub async fn mark_published(&self, last: i64) -> Result<(), RelayError> {
+        sqlx::query("DELETE FROM event_outbox WHERE global_position <= $1")
+            .bind(last)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_depth(&self) -> Result<(), RelayError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS depth, \
+             COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(enqueued_at)), 0)::float8 AS age \
+             FROM event_outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let depth: i64 = row.try_get("depth")?;
+        let age: f64 = row.try_get("age")?;
+        metrics::gauge!("sextant_outbox_depth").set(depth as f64);
+        metrics::gauge!("sextant_outbox_oldest_age_seconds").set(age);
+        Ok(())
+    }
+}
+
+/// Exponential backoff from 100 ms to [`MAX_BACKOFF`].
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let delay = Duration::from_millis(100u64.saturating_mul(1 << self.attempt.min(16)));
+        self.attempt += 1;
+        delay.min(MAX_BACKOFF)
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_under_the_ceiling_and_the_duplicate_window() {
+        let mut b = Backoff::default();
+        let delays: Vec<Duration> = (0..10).map(|_| b.next()).collect();
+        assert_eq!(delays[0], Duration::from_millis(100));
+        assert_eq!(delays[1], Duration::from_millis(200));
+        assert!(delays.iter().all(|d| *d <= MAX_BACKOFF));
+        assert_eq!(delays[9], MAX_BACKOFF);
+        assert!(StreamSettings::default().duplicate_window >= MAX_BACKOFF * 10);
+    }
+}

@@ -1,0 +1,208 @@
+//! cqrs-es on postgres-es, used the documented way, plus what the crate does
+//! not know about: the metadata every event carries (client, actor,
+//! correlation, the command that caused it) and the global position a
+//! command's events were given.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateError, EventStore};
+use postgres_es::{PostgresCqrs, PostgresEventRepository};
+use sextant_domain::metadata;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Who is acting, on whose behalf, as part of what.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    pub client_id: Uuid,
+    pub actor: String,
+    pub correlation_id: String,
+    pub causation_id: Option<String>,
+    pub command_id: Uuid,
+}
+
+impl CommandMeta {
+    pub fn new(
+        client_id: Uuid,
+        actor: impl Into<String>,
+        correlation_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            client_id,
+            actor: actor.into(),
+            correlation_id: correlation_id.into(),
+            causation_id: None,
+            command_id: Uuid::now_v7(),
+        }
+    }
+
+    fn to_map(&self) -> HashMap<String, String> {
+        let mut map = HashMap::from([
+            (metadata::CLIENT_ID.to_owned(), self.client_id.to_string()),
+            (metadata::ACTOR.to_owned(), self.actor.clone()),
+            (
+                metadata::CORRELATION_ID.to_owned(),
+                self.correlation_id.clone(),
+            ),
+            (metadata::COMMAND_ID.to_owned(), self.command_id.to_string()),
+        ]);
+        if let Some(causation) = &self.causation_id {
+            map.insert(metadata::CAUSATION_ID.to_owned(), causation.clone());
+        }
+        map
+    }
+}
+
+/// Where a command's events landed, and what they were.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed<E> {
+    /// The global position of its last event, or the head if it had none.
+    pub position: i64,
+    /// When its last event was recorded; `None` if it had none.
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// The events the command produced, in order.
+    pub events: Vec<E>,
+}
+
+/// An aggregate's command side: cqrs-es over postgres-es, and the pool to
+/// find positions with.
+pub struct CommandStore<A: Aggregate> {
+    cqrs: PostgresCqrs<A>,
+    /// The same store cqrs-es writes through, for reading an aggregate's
+    /// current state where a command needs another aggregate's facts.
+    reader: PersistedEventStore<PostgresEventRepository, A>,
+    pool: PgPool,
+}
+
+/// What a command failed with: the aggregate's own refusal, or the store's.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    #[error(transparent)]
+    Rejected(E),
+    #[error("concurrent modification, retry")]
+    Conflict,
+    #[error("the database is unavailable")]
+    Unavailable,
+    #[error("event store failure: {0}")]
+    Store(String),
+}
+
+/// Optimistic-concurrency conflicts are retried this often: the command is
+/// decided again against the state that won, so a retry is always safe.
+const CONFLICT_RETRIES: usize = 3;
+
+impl<A> CommandStore<A>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
+    pub fn new(pool: PgPool, services: A::Services) -> Arc<Self> {
+        Arc::new(Self {
+            cqrs: postgres_es::postgres_cqrs(pool.clone(), vec![], services),
+            reader: PersistedEventStore::new_event_store(PostgresEventRepository::new(
+                pool.clone(),
+            )),
+            pool,
+        })
+    }
+
+    /// Snapshots every `every` events, so loading stays flat however long
+    /// the history grows.
+    pub fn with_snapshots(pool: PgPool, services: A::Services, every: usize) -> Arc<Self> {
+        Arc::new(Self {
+            cqrs: postgres_es::postgres_snapshot_cqrs(pool.clone(), vec![], every, services),
+            reader: PersistedEventStore::new_snapshot_store(
+                PostgresEventRepository::new(pool.clone()),
+                every,
+            ),
+            pool,
+        })
+    }
+
+    /// The aggregate's current state (the default state if it has no events).
+    pub async fn load(&self, aggregate_id: &str) -> Result<A, CommandError<A::Error>> {
+        let context = self
+            .reader
+            .load_aggregate(aggregate_id)
+            .await
+            .map_err(classify)?;
+        Ok(context.aggregate)
+    }
+
+    /// Executes `command` and answers where its events landed: the global
+    /// position of the last one (or the current head, when the command
+    /// changed nothing), for read-your-writes.
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Committed<A::Event>, CommandError<A::Error>> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self
+                .cqrs
+                .execute_with_metadata(aggregate_id, command.clone(), meta.to_map())
+                .await
+                .map_err(classify);
+            match outcome {
+                Err(CommandError::Conflict) if attempt < CONFLICT_RETRIES => attempt += 1,
+                other => break other?,
+            }
+        }
+        let rows: Vec<(i64, DateTime<Utc>, serde_json::Value)> = sqlx::query_as(
+            "SELECT global_position, recorded_at, payload FROM events WHERE command_id = $1 \
+             ORDER BY global_position",
+        )
+        .bind(meta.command_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let Some((position, recorded_at, _)) = rows.last().cloned() else {
+            return Ok(Committed {
+                position: crate::db::head_position(&self.pool)
+                    .await
+                    .map_err(store_error)?,
+                recorded_at: None,
+                events: Vec::new(),
+            });
+        };
+        let events = rows
+            .into_iter()
+            .map(|(_, _, payload)| serde_json::from_value(payload))
+            .collect::<Result<Vec<A::Event>, _>>()
+            .map_err(|e| CommandError::Store(format!("reading back committed events: {e}")))?;
+        Ok(Committed {
+            position,
+            recorded_at: Some(recorded_at),
+            events,
+        })
+    }
+}
+
+fn store_error<E: std::error::Error>(err: sqlx::Error) -> CommandError<E> {
+    if crate::db::is_unavailable(&err) {
+        CommandError::Unavailable
+    } else {
+        CommandError::Store(err.to_string())
+    }
+}
+
+fn classify<E: std::error::Error>(err: AggregateError<E>) -> CommandError<E> {
+    match err {
+        AggregateError::UserError(e) => CommandError::Rejected(e),
+        AggregateError::AggregateConflict => CommandError::Conflict,
+        AggregateError::DatabaseConnectionError(_) => CommandError::Unavailable,
+        AggregateError::DeserializationError(e) => CommandError::Store(e.to_string()),
+        AggregateError::UnexpectedError(e) => {
+            if crate::db::is_unavailable_dyn(e.as_ref()) {
+                CommandError::Unavailable
+            } else {
+                CommandError::Store(e.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,800 @@
+//! The Client aggregate: one per tenant, id = the client's UUID.
+//!
+//! It guards registration, the profile, the permission mode and autopilot
+//! threshold, data-sharing consent, API keys (hashes only: the key itself is
+//! shown once and never stored), webhook secrets (fingerprints only: the
+//! secret lives in an erasable table), sending resources with daily caps, and
+//! suspension.
+
+use std::collections::BTreeMap;
+
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::aggregate_types;
+use crate::values::{
+    ClientName, ClientStatus, CompanySize, ConfidenceThreshold, DailyCap, Industry, KeyLabel,
+    PermissionMode, Provider, Reason, Region, ResourceAddress, ResourceKind, Role,
+};
+
+/// The profile a client registers with and may later change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub name: ClientName,
+    pub industry: Industry,
+    pub company_size: CompanySize,
+    pub region: Region,
+}
+
+/// A partial profile change: absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProfileChange {
+    pub name: Option<ClientName>,
+    pub industry: Option<Industry>,
+    pub company_size: Option<CompanySize>,
+    pub region: Option<Region>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientCommand {
+    RegisterClient {
+        client_id: Uuid,
+        profile: Profile,
+        permission_mode: PermissionMode,
+        data_sharing_consent: bool,
+    },
+    /// Change any of profile, permission mode, autopilot threshold and
+    /// consent at once; only what actually changes becomes an event.
+    UpdateClient {
+        profile: ProfileChange,
+        permission_mode: Option<PermissionMode>,
+        autopilot_threshold: Option<ConfidenceThreshold>,
+        data_sharing_consent: Option<bool>,
+    },
+    IssueApiKey {
+        key_id: Uuid,
+        role: Role,
+        label: KeyLabel,
+        /// Hex SHA-256 of the key's secret part.
+        key_hash: String,
+    },
+    RevokeApiKey {
+        key_id: Uuid,
+    },
+    SetWebhookSecret {
+        provider: Provider,
+        /// A short, non-reversible fingerprint of the secret.
+        fingerprint: String,
+    },
+    RegisterResource {
+        kind: ResourceKind,
+        address: ResourceAddress,
+        daily_cap: Option<DailyCap>,
+    },
+    SuspendClient {
+        reason: Reason,
+    },
+    ReactivateClient,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientEvent {
+    ClientRegistered {
+        client_id: Uuid,
+        profile: Profile,
+        permission_mode: PermissionMode,
+        autopilot_threshold: ConfidenceThreshold,
+        data_sharing_consent: bool,
+    },
+    ProfileUpdated {
+        profile: Profile,
+    },
+    PermissionModeChanged {
+        permission_mode: PermissionMode,
+        autopilot_threshold: ConfidenceThreshold,
+    },
+    DataSharingConsentGiven,
+    DataSharingConsentWithdrawn,
+    ApiKeyIssued {
+        key_id: Uuid,
+        role: Role,
+        label: KeyLabel,
+        key_hash: String,
+    },
+    ApiKeyRevoked {
+        key_id: Uuid,
+    },
+    WebhookSecretSet {
+        provider: Provider,
+        fingerprint: String,
+    },
+    ResourceRegistered {
+        kind: ResourceKind,
+        address: ResourceAddress,
+        daily_cap: DailyCap,
+    },
+    ResourceCapChanged {
+        kind: ResourceKind,
+        address: ResourceAddress,
+        daily_cap: DailyCap,
+    },
+    ClientSuspended {
+        reason: Reason,
+    },
+    ClientReactivated,
+}
+
+impl DomainEvent for ClientEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::ClientRegistered { .. } => "client_registered",
+            Self::ProfileUpdated { .. } => "profile_updated",
+            Self::PermissionModeChanged { .. } => "permission_mode_changed",
+            Self::DataSharingConsentGiven => "data_sharing_consent_given",
+            Self::DataSharingConsentWithdrawn => "data_sharing_consent_withdrawn",
+            Self::ApiKeyIssued { .. } => "api_key_issued",
+            Self::ApiKeyRevoked { .. } => "api_key_revoked",
+            Self::WebhookSecretSet { .. } => "webhook_secret_set",
+            Self::ResourceRegistered { .. } => "resource_registered",
+            Self::ResourceCapChanged { .. } => "resource_cap_changed",
+            Self::ClientSuspended { .. } => "client_suspended",
+            Self::ClientReactivated => "client_reactivated",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    #[error("client is already registered")]
+    AlreadyRegistered,
+    #[error("client is not registered")]
+    NotRegistered,
+    #[error("API key {0} already exists")]
+    DuplicateKey(Uuid),
+    #[error("API key {0} does not exist")]
+    UnknownKey(Uuid),
+    #[error("API key {0} is already revoked")]
+    KeyAlreadyRevoked(Uuid),
+    #[error("webhook fingerprint must not be empty")]
+    EmptyFingerprint,
+    #[error("key hash must be a hex SHA-256")]
+    MalformedKeyHash,
+    #[error("client is already suspended")]
+    AlreadySuspended,
+    #[error("client is not suspended")]
+    NotSuspended,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct KeyState {
+    role: Role,
+    revoked: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Client {
+    /// `None` until registered.
+    profile: Option<Profile>,
+    permission_mode: PermissionMode,
+    autopilot_threshold: ConfidenceThreshold,
+    data_sharing_consent: bool,
+    status: ClientStatus,
+    keys: BTreeMap<Uuid, KeyState>,
+    /// `kind:address` → daily cap.
+    resources: BTreeMap<String, DailyCap>,
+    webhooks: BTreeMap<String, String>,
+}
+
+fn resource_key(kind: ResourceKind, address: &ResourceAddress) -> String {
+    resource_key_of(kind, address.as_str())
+}
+
+fn resource_key_of(kind: ResourceKind, address: &str) -> String {
+    format!("{}:{}", kind.as_str(), address.trim().to_lowercase())
+}
+
+impl Client {
+    /// The pure decision: which events a command produces from this state.
+    pub fn decide(&self, command: ClientCommand) -> Result<Vec<ClientEvent>, ClientError> {
+        match (&self.profile, command) {
+            (
+                None,
+                ClientCommand::RegisterClient {
+                    client_id,
+                    profile,
+                    permission_mode,
+                    data_sharing_consent,
+                },
+            ) => Ok(vec![ClientEvent::ClientRegistered {
+                client_id,
+                profile,
+                permission_mode,
+                autopilot_threshold: ConfidenceThreshold::DEFAULT_THRESHOLD,
+                data_sharing_consent,
+            }]),
+            (None, _) => Err(ClientError::NotRegistered),
+            (Some(current), command) => self.decide_registered(current, command),
+        }
+    }
+
+    fn decide_registered(
+        &self,
+        current: &Profile,
+        command: ClientCommand,
+    ) -> Result<Vec<ClientEvent>, ClientError> {
+        let mut events = Vec::new();
+        match command {
+            ClientCommand::RegisterClient { .. } => return Err(ClientError::AlreadyRegistered),
+            ClientCommand::UpdateClient {
+                profile,
+                permission_mode,
+                autopilot_threshold,
+                data_sharing_consent,
+            } => {
+                let next = Profile {
+                    name: profile.name.unwrap_or_else(|| current.name.clone()),
+                    industry: profile.industry.unwrap_or_else(|| current.industry.clone()),
+                    company_size: profile.company_size.unwrap_or(current.company_size),
+                    region: profile.region.unwrap_or_else(|| current.region.clone()),
+                };
+                if &next != current {
+                    events.push(ClientEvent::ProfileUpdated { profile: next });
+                }
+                let mode = permission_mode.unwrap_or(self.permission_mode);
+                let threshold = autopilot_threshold.unwrap_or(self.autopilot_threshold);
+                if mode != self.permission_mode || threshold != self.autopilot_threshold {
+                    events.push(ClientEvent::PermissionModeChanged {
+                        permission_mode: mode,
+                        autopilot_threshold: threshold,
+                    });
+                }
+                match data_sharing_consent {
+                    Some(true) if !self.data_sharing_consent => {
+                        events.push(ClientEvent::DataSharingConsentGiven)
+                    }
+                    Some(false) if self.data_sharing_consent => {
+                        events.push(ClientEvent::DataSharingConsentWithdrawn)
+                    }
+                    _ => {}
+                }
+            }
+            ClientCommand::IssueApiKey {
+                key_id,
+                role,
+                label,
+                key_hash,
+            } => {
+                if self.keys.contains_key(&key_id) {
+                    return Err(ClientError::DuplicateKey(key_id));
+                }
+                if key_hash.len() != 64 || !key_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ClientError::MalformedKeyHash);
+                }
+                events.push(ClientEvent::ApiKeyIssued {
+                    key_id,
+                    role,
+                    label,
+                    key_hash,
+                });
+            }
+            ClientCommand::RevokeApiKey { key_id } => match self.keys.get(&key_id) {
+                None => return Err(ClientError::UnknownKey(key_id)),
+                Some(key) if key.revoked => return Err(ClientError::KeyAlreadyRevoked(key_id)),
+                Some(_) => events.push(ClientEvent::ApiKeyRevoked { key_id }),
+            },
+            ClientCommand::SetWebhookSecret {
+                provider,
+                fingerprint,
+            } => {
+                if fingerprint.trim().is_empty() {
+                    return Err(ClientError::EmptyFingerprint);
+                }
+                if self.webhooks.get(provider.as_str()) != Some(&fingerprint) {
+                    events.push(ClientEvent::WebhookSecretSet {
+                        provider,
+                        fingerprint,
+                    });
+                }
+            }
+            ClientCommand::RegisterResource {
+                kind,
+                address,
+                daily_cap,
+            } => {
+                let cap = daily_cap.unwrap_or_else(|| kind.default_daily_cap());
+                match self.resources.get(&resource_key(kind, &address)) {
+                    None => events.push(ClientEvent::ResourceRegistered {
+                        kind,
+                        address,
+                        daily_cap: cap,
+                    }),
+                    Some(existing) if *existing != cap => {
+                        events.push(ClientEvent::ResourceCapChanged {
+                            kind,
+                            address,
+                            daily_cap: cap,
+                        })
+                    }
+                    Some(_) => {}
+                }
+            }
+            ClientCommand::SuspendClient { reason } => {
+                if self.status == ClientStatus::Suspended {
+                    return Err(ClientError::AlreadySuspended);
+                }
+                events.push(ClientEvent::ClientSuspended { reason });
+            }
+            ClientCommand::ReactivateClient => {
+                if self.status != ClientStatus::Suspended {
+                    return Err(ClientError::NotSuspended);
+                }
+                events.push(ClientEvent::ClientReactivated);
+            }
+        }
+        Ok(events)
+    }
+
+    pub fn profile(&self) -> Option<&Profile> {
+        self.profile.as_ref()
+    }
+
+    pub fn data_sharing_consent(&self) -> bool {
+        self.data_sharing_consent
+    }
+
+    pub fn is_registered(&self) -> bool {
+        self.profile.is_some()
+    }
+
+    pub fn permission_mode(&self) -> PermissionMode {
+        self.permission_mode
+    }
+
+    pub fn autopilot_threshold(&self) -> ConfidenceThreshold {
+        self.autopilot_threshold
+    }
+
+    pub fn status(&self) -> ClientStatus {
+        self.status
+    }
+
+    /// The daily cap of a registered sending resource.
+    pub fn daily_cap(&self, kind: ResourceKind, address: &str) -> Option<DailyCap> {
+        self.resources.get(&resource_key_of(kind, address)).copied()
+    }
+}
+
+impl Aggregate for Client {
+    const TYPE: &'static str = aggregate_types::CLIENT;
+    type Command = ClientCommand;
+    type Event = ClientEvent;
+    type Error = ClientError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &cqrs_es::event_sink::EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            ClientEvent::ClientRegistered {
+                profile,
+                permission_mode,
+                autopilot_threshold,
+                data_sharing_consent,
+                ..
+            } => {
+                self.profile = Some(profile);
+                self.permission_mode = permission_mode;
+                self.autopilot_threshold = autopilot_threshold;
+                self.data_sharing_consent = data_sharing_consent;
+            }
+            ClientEvent::ProfileUpdated { profile } => self.profile = Some(profile),
+            ClientEvent::PermissionModeChanged {
+                permission_mode,
+                autopilot_threshold,
+            } => {
+                self.permission_mode = permission_mode;
+                self.autopilot_threshold = autopilot_threshold;
+            }
+            ClientEvent::DataSharingConsentGiven => self.data_sharing_consent = true,
+            ClientEvent::DataSharingConsentWithdrawn => self.data_sharing_consent = false,
+            ClientEvent::ApiKeyIssued { key_id, role, .. } => {
+                self.keys.insert(
+                    key_id,
+                    KeyState {
+                        role,
+                        revoked: false,
+                    },
+                );
+            }
+            ClientEvent::ApiKeyRevoked { key_id } => {
+                if let Some(key) = self.keys.get_mut(&key_id) {
+                    key.revoked = true;
+                }
+            }
+            ClientEvent::WebhookSecretSet {
+                provider,
+                fingerprint,
+            } => {
+                self.webhooks
+                    .insert(provider.as_str().to_owned(), fingerprint);
+            }
+            ClientEvent::ResourceRegistered {
+                kind,
+                address,
+                daily_cap,
+            }
+            | ClientEvent::ResourceCapChanged {
+                kind,
+                address,
+                daily_cap,
+            } => {
+                self.resources
+                    .insert(resource_key(kind, &address), daily_cap);
+            }
+            ClientEvent::ClientSuspended { .. } => self.status = ClientStatus::Suspended,
+            ClientEvent::ClientReactivated => self.status = ClientStatus::Active,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+
+    type ClientTest = TestFramework<Client>;
+
+    fn text<T: TryFrom<&'static str, Error = String>>(value: &'static str) -> T {
+        T::try_from(value).unwrap_or_else(|e| panic!("bad test value {value}: {e}"))
+    }
+
+    fn client_id() -> Uuid {
+        Uuid::from_u128(7)
+    }
+
+    fn profile() -> Profile {
+        Profile {
+            name: text("Acme"),
+            industry: text("fintech"),
+            company_size: CompanySize::S11To50,
+            region: text("AU"),
+        }
+    }
+
+    fn registered() -> ClientEvent {
+        ClientEvent::ClientRegistered {
+            client_id: client_id(),
+            profile: profile(),
+            permission_mode: PermissionMode::CoPilot,
+            autopilot_threshold: ConfidenceThreshold::DEFAULT_THRESHOLD,
+            data_sharing_consent: false,
+        }
+    }
+
+    fn register() -> ClientCommand {
+        ClientCommand::RegisterClient {
+            client_id: client_id(),
+            profile: profile(),
+            permission_mode: PermissionMode::CoPilot,
+            data_sharing_consent: false,
+        }
+    }
+
+    fn hash() -> String {
+        "ab".repeat(32)
+    }
+
+    fn key_issued(key: u128) -> ClientEvent {
+        ClientEvent::ApiKeyIssued {
+            key_id: Uuid::from_u128(key),
+            role: Role::Reviewer,
+            label: text("ops"),
+            key_hash: hash(),
+        }
+    }
+
+    fn no_change() -> ClientCommand {
+        ClientCommand::UpdateClient {
+            profile: ProfileChange::default(),
+            permission_mode: None,
+            autopilot_threshold: None,
+            data_sharing_consent: None,
+        }
+    }
+
+    #[test]
+    fn a_new_client_is_registered_with_the_default_threshold() {
+        ClientTest::with(())
+            .given_no_previous_events()
+            .when(register())
+            .then_expect_events(vec![registered()]);
+    }
+
+    #[test]
+    fn a_client_cannot_be_registered_twice() {
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(register())
+            .then_expect_error(ClientError::AlreadyRegistered);
+    }
+
+    #[test]
+    fn no_command_reaches_an_unregistered_client() {
+        for command in [
+            no_change(),
+            ClientCommand::RevokeApiKey {
+                key_id: Uuid::from_u128(1),
+            },
+            ClientCommand::ReactivateClient,
+            ClientCommand::SuspendClient {
+                reason: text("unpaid"),
+            },
+        ] {
+            ClientTest::with(())
+                .given_no_previous_events()
+                .when(command)
+                .then_expect_error(ClientError::NotRegistered);
+        }
+    }
+
+    #[test]
+    fn an_update_emits_only_what_changes() {
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(ClientCommand::UpdateClient {
+                profile: ProfileChange {
+                    region: Some(text("NZ")),
+                    ..ProfileChange::default()
+                },
+                permission_mode: Some(PermissionMode::Autopilot),
+                autopilot_threshold: Some(ConfidenceThreshold::try_from(0.8).unwrap_or_default()),
+                data_sharing_consent: Some(true),
+            })
+            .then_expect_events(vec![
+                ClientEvent::ProfileUpdated {
+                    profile: Profile {
+                        region: text("NZ"),
+                        ..profile()
+                    },
+                },
+                ClientEvent::PermissionModeChanged {
+                    permission_mode: PermissionMode::Autopilot,
+                    autopilot_threshold: ConfidenceThreshold::try_from(0.8).unwrap_or_default(),
+                },
+                ClientEvent::DataSharingConsentGiven,
+            ]);
+    }
+
+    #[test]
+    fn an_update_that_changes_nothing_emits_nothing() {
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(ClientCommand::UpdateClient {
+                profile: ProfileChange {
+                    name: Some(text("Acme")),
+                    ..ProfileChange::default()
+                },
+                permission_mode: Some(PermissionMode::CoPilot),
+                autopilot_threshold: None,
+                data_sharing_consent: Some(false),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn consent_can_be_withdrawn_once_given() {
+        ClientTest::with(())
+            .given(vec![registered(), ClientEvent::DataSharingConsentGiven])
+            .when(ClientCommand::UpdateClient {
+                profile: ProfileChange::default(),
+                permission_mode: None,
+                autopilot_threshold: None,
+                data_sharing_consent: Some(false),
+            })
+            .then_expect_events(vec![ClientEvent::DataSharingConsentWithdrawn]);
+    }
+
+    #[test]
+    fn a_key_is_issued_with_its_hash_only() {
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(ClientCommand::IssueApiKey {
+                key_id: Uuid::from_u128(1),
+                role: Role::Reviewer,
+                label: text("ops"),
+                key_hash: hash(),
+            })
+            .then_expect_events(vec![key_issued(1)]);
+    }
+
+    #[test]
+    fn a_key_id_cannot_be_issued_twice() {
+        ClientTest::with(())
+            .given(vec![registered(), key_issued(1)])
+            .when(ClientCommand::IssueApiKey {
+                key_id: Uuid::from_u128(1),
+                role: Role::Admin,
+                label: text("again"),
+                key_hash: hash(),
+            })
+            .then_expect_error(ClientError::DuplicateKey(Uuid::from_u128(1)));
+    }
+
+    #[test]
+    fn a_key_hash_must_look_like_a_sha256() {
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(ClientCommand::IssueApiKey {
+                key_id: Uuid::from_u128(1),
+                role: Role::Admin,
+                label: text("raw"),
+                key_hash: "sxk_plaintext_key".into(),
+            })
+            .then_expect_error(ClientError::MalformedKeyHash);
+    }
+
+    #[test]
+    fn an_issued_key_can_be_revoked_once() {
+        ClientTest::with(())
+            .given(vec![registered(), key_issued(1)])
+            .when(ClientCommand::RevokeApiKey {
+                key_id: Uuid::from_u128(1),
+            })
+            .then_expect_events(vec![ClientEvent::ApiKeyRevoked {
+                key_id: Uuid::from_u128(1),
+            }]);
+        ClientTest::with(())
+            .given(vec![
+                registered(),
+                key_issued(1),
+                ClientEvent::ApiKeyRevoked {
+                    key_id: Uuid::from_u128(1),
+                },
+            ])
+            .when(ClientCommand::RevokeApiKey {
+                key_id: Uuid::from_u128(1),
+            })
+            .then_expect_error(ClientError::KeyAlreadyRevoked(Uuid::from_u128(1)));
+    }
+
+    #[test]
+    fn an_unknown_key_cannot_be_revoked() {
+        ClientTest::with(())
+            .given(vec![registered(), key_issued(1)])
+            .when(ClientCommand::RevokeApiKey {
+                key_id: Uuid::from_u128(2),
+            })
+            .then_expect_error(ClientError::UnknownKey(Uuid::from_u128(2)));
+    }
+
+    #[test]
+    fn a_webhook_secret_is_recorded_by_fingerprint_and_only_when_it_changes() {
+        let set = ClientEvent::WebhookSecretSet {
+            provider: Provider::Smartlead,
+            fingerprint: "f1".into(),
+        };
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(ClientCommand::SetWebhookSecret {
+                provider: Provider::Smartlead,
+                fingerprint: "f1".into(),
+            })
+            .then_expect_events(vec![set.clone()]);
+        ClientTest::with(())
+            .given(vec![registered(), set])
+            .when(ClientCommand::SetWebhookSecret {
+                provider: Provider::Smartlead,
+                fingerprint: "f1".into(),
+            })
+            .then_expect_events(vec![]);
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(ClientCommand::SetWebhookSecret {
+                provider: Provider::Smartlead,
+                fingerprint: " ".into(),
+            })
+            .then_expect_error(ClientError::EmptyFingerprint);
+    }
+
+    #[test]
+    fn a_resource_without_a_cap_gets_its_kinds_default() {
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(ClientCommand::RegisterResource {
+                kind: ResourceKind::LinkedinSeat,
+                address: text("seat-1"),
+                daily_cap: None,
+            })
+            .then_expect_events(vec![ClientEvent::ResourceRegistered {
+                kind: ResourceKind::LinkedinSeat,
+                address: text("seat-1"),
+                daily_cap: ResourceKind::LinkedinSeat.default_daily_cap(),
+            }]);
+    }
+
+    #[test]
+    fn registering_a_resource_again_changes_its_cap_or_nothing() {
+        let registered_mailbox = ClientEvent::ResourceRegistered {
+            kind: ResourceKind::Mailbox,
+            address: text("sam@acme-mail.com"),
+            daily_cap: ResourceKind::Mailbox.default_daily_cap(),
+        };
+        let cap_30 =
+            DailyCap::try_from(30).unwrap_or_else(|_| ResourceKind::Mailbox.default_daily_cap());
+        ClientTest::with(())
+            .given(vec![registered(), registered_mailbox.clone()])
+            .when(ClientCommand::RegisterResource {
+                kind: ResourceKind::Mailbox,
+                address: text("SAM@acme-mail.com"),
+                daily_cap: Some(cap_30),
+            })
+            .then_expect_events(vec![ClientEvent::ResourceCapChanged {
+                kind: ResourceKind::Mailbox,
+                address: text("SAM@acme-mail.com"),
+                daily_cap: cap_30,
+            }]);
+        ClientTest::with(())
+            .given(vec![registered(), registered_mailbox])
+            .when(ClientCommand::RegisterResource {
+                kind: ResourceKind::Mailbox,
+                address: text("sam@acme-mail.com"),
+                daily_cap: None,
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_client_is_suspended_and_reactivated_in_turn() {
+        let suspended = ClientEvent::ClientSuspended {
+            reason: text("unpaid"),
+        };
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(ClientCommand::SuspendClient {
+                reason: text("unpaid"),
+            })
+            .then_expect_events(vec![suspended.clone()]);
+        ClientTest::with(())
+            .given(vec![registered(), suspended.clone()])
+            .when(ClientCommand::SuspendClient {
+                reason: text("again"),
+            })
+            .then_expect_error(ClientError::AlreadySuspended);
+        ClientTest::with(())
+            .given(vec![registered(), suspended])
+            .when(ClientCommand::ReactivateClient)
+            .then_expect_events(vec![ClientEvent::ClientReactivated]);
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(ClientCommand::ReactivateClient)
+            .then_expect_error(ClientError::NotSuspended);
+    }
+
+    #[test]
+    fn events_serialize_with_a_snake_case_type_tag() {
+        let json = serde_json::to_value(key_issued(1)).unwrap_or_default();
+        assert_eq!(json["type"], "api_key_issued");
+        assert_eq!(json["role"], "reviewer");
+        let back: ClientEvent =
+            serde_json::from_value(json).unwrap_or(ClientEvent::ClientReactivated);
+        assert_eq!(back, key_issued(1));
+    }
+}

@@ -1,0 +1,590 @@
+//! Given/when/then tests of the ClientContext aggregate.
+
+use cqrs_es::test::TestFramework;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::*;
+use crate::values::{PermissionMode, UnitInterval};
+
+type ContextTest = TestFramework<ClientContext>;
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn text<T: TryFrom<&'static str, Error = String>>(value: &'static str) -> T {
+    T::try_from(value).unwrap_or_else(|e| panic!("bad test value {value}: {e}"))
+}
+
+fn unit(value: f64) -> UnitInterval {
+    UnitInterval::try_from(value).unwrap_or_default()
+}
+
+fn policy(mode: PermissionMode) -> Policy {
+    Policy {
+        mode,
+        threshold: unit(0.8),
+    }
+}
+
+fn propose(n: u128, source: Source, patch: Value, mode: PermissionMode) -> ContextCommand {
+    ContextCommand::ProposeUpdate {
+        update_id: id(n),
+        source,
+        patch,
+        base_version: None,
+        rationale: text("because"),
+        evidence: json!({"sends": 400}),
+        confidence: Some(unit(0.9)),
+        policy: policy(mode),
+    }
+}
+
+fn proposed(n: u128, source: Source, patch: Value, base: u64, route: Route) -> ContextEvent {
+    ContextEvent::UpdateProposed {
+        update_id: id(n),
+        source,
+        paths: json::touched_paths(&patch),
+        patch,
+        base_version: base,
+        rationale: text("because"),
+        evidence: json!({"sends": 400}),
+        confidence: Some(unit(0.9)),
+        route,
+    }
+}
+
+/// The document after applying `patches` in turn to an empty one.
+fn doc_after(patches: &[&Value]) -> Value {
+    let mut doc = json!({});
+    for patch in patches {
+        json::merge_patch(&mut doc, patch);
+    }
+    doc
+}
+
+fn applied(
+    n: u128,
+    version: u64,
+    patch: Value,
+    via: AppliedVia,
+    history: &[&Value],
+) -> ContextEvent {
+    let mut all: Vec<&Value> = history.to_vec();
+    all.push(&patch);
+    let hash = short_hash(&doc_after(&all));
+    ContextEvent::UpdateApplied {
+        update_id: id(n),
+        version,
+        patch: patch.clone(),
+        via,
+        document_hash: hash,
+    }
+}
+
+fn industries() -> Value {
+    json!({"icp": {"industries": ["fintech"]}})
+}
+
+fn tone() -> Value {
+    json!({"messaging": {"tone": "plain"}})
+}
+
+/// Version 1: industries (manual), version 2: tone (manual).
+fn two_versions() -> Vec<ContextEvent> {
+    vec![
+        proposed(1, Source::Manual, industries(), 0, Route::Direct),
+        applied(1, 1, industries(), AppliedVia::Direct, &[]),
+        proposed(2, Source::Manual, tone(), 1, Route::Direct),
+        applied(2, 2, tone(), AppliedVia::Direct, &[&industries()]),
+    ]
+}
+
+#[test]
+fn the_policy_table_routes_every_pathway_under_every_mode() {
+    use PermissionMode::{Autopilot as Auto, CoPilot, Manual};
+    use Route::{Autopilot, Direct, Review};
+    let sure = Some(unit(0.95));
+    let unsure = Some(unit(0.5));
+    let cases = [
+        (Source::Document, Manual, sure, Direct),
+        (Source::Manual, CoPilot, None, Direct),
+        (Source::Document, Auto, None, Direct),
+        (Source::BestPractices, Manual, sure, Review),
+        (Source::BestPractices, CoPilot, None, Direct),
+        (Source::BestPractices, Auto, None, Direct),
+        (Source::EmailPerformance, Manual, sure, Review),
+        (Source::CrmAnalysis, CoPilot, sure, Review),
+        (Source::LinkedinPerformance, Auto, sure, Autopilot),
+        (Source::ContextRegression, Auto, unsure, Review),
+        (Source::EmailPerformance, Auto, None, Review),
+        (Source::AgentSuggestion, Manual, sure, Review),
+        (Source::AgentSuggestion, CoPilot, sure, Review),
+        (Source::AgentSuggestion, Auto, sure, Autopilot),
+        (Source::AgentSuggestion, Auto, unsure, Review),
+        (Source::CrossClientPatterns, Manual, sure, Review),
+        (Source::CrossClientPatterns, CoPilot, sure, Review),
+        (Source::CrossClientPatterns, Auto, sure, Review),
+    ];
+    for (source, mode, confidence, expected) in cases {
+        assert_eq!(
+            route(source, policy(mode), confidence),
+            expected,
+            "{source:?} under {mode:?}"
+        );
+    }
+    // The threshold is inclusive.
+    assert_eq!(
+        route(Source::CrmAnalysis, policy(Auto), Some(unit(0.8))),
+        Autopilot
+    );
+}
+
+#[test]
+fn a_human_update_applies_at_once_as_version_one() {
+    ContextTest::with(())
+        .given_no_previous_events()
+        .when(propose(
+            1,
+            Source::Manual,
+            industries(),
+            PermissionMode::Manual,
+        ))
+        .then_expect_events(vec![
+            proposed(1, Source::Manual, industries(), 0, Route::Direct),
+            applied(1, 1, industries(), AppliedVia::Direct, &[]),
+        ]);
+}
+
+#[test]
+fn an_agent_suggestion_waits_for_a_reviewer_in_co_pilot() {
+    ContextTest::with(())
+        .given_no_previous_events()
+        .when(propose(
+            1,
+            Source::AgentSuggestion,
+            industries(),
+            PermissionMode::CoPilot,
+        ))
+        .then_expect_events(vec![proposed(
+            1,
+            Source::AgentSuggestion,
+            industries(),
+            0,
+            Route::Review,
+        )]);
+}
+
+#[test]
+fn a_confident_analysis_applies_under_autopilot_and_is_marked_so() {
+    ContextTest::with(())
+        .given_no_previous_events()
+        .when(propose(
+            1,
+            Source::EmailPerformance,
+            industries(),
+            PermissionMode::Autopilot,
+        ))
+        .then_expect_events(vec![
+            proposed(
+                1,
+                Source::EmailPerformance,
+                industries(),
+                0,
+                Route::Autopilot,
+            ),
+            applied(1, 1, industries(), AppliedVia::Autopilot, &[]),
+        ]);
+}
+
+#[test]
+fn approving_a_pending_update_applies_it() {
+    ContextTest::with(())
+        .given(vec![proposed(
+            1,
+            Source::AgentSuggestion,
+            industries(),
+            0,
+            Route::Review,
+        )])
+        .when(ContextCommand::ApproveUpdate {
+            update_id: id(1),
+            note: None,
+        })
+        .then_expect_events(vec![
+            ContextEvent::UpdateApproved {
+                update_id: id(1),
+                note: None,
+            },
+            applied(1, 1, industries(), AppliedVia::Approved, &[]),
+        ]);
+}
+
+#[test]
+fn a_modified_update_applies_the_reviewers_patch_and_keeps_both() {
+    let edited = json!({"icp": {"industries": ["fintech", "insurtech"]}});
+    ContextTest::with(())
+        .given(vec![proposed(
+            1,
+            Source::AgentSuggestion,
+            industries(),
+            0,
+            Route::Review,
+        )])
+        .when(ContextCommand::ModifyUpdate {
+            update_id: id(1),
+            patch: edited.clone(),
+            note: Some(text("insurtech too")),
+        })
+        .then_expect_events(vec![
+            ContextEvent::UpdateModified {
+                update_id: id(1),
+                patch: edited.clone(),
+                paths: vec!["/icp/industries".into()],
+                note: Some(text("insurtech too")),
+            },
+            applied(1, 1, edited, AppliedVia::Modified, &[]),
+        ]);
+}
+
+#[test]
+fn a_rejected_update_records_the_reason() {
+    ContextTest::with(())
+        .given(vec![proposed(
+            1,
+            Source::AgentSuggestion,
+            industries(),
+            0,
+            Route::Review,
+        )])
+        .when(ContextCommand::RejectUpdate {
+            update_id: id(1),
+            reason: text("not our market"),
+        })
+        .then_expect_events(vec![ContextEvent::UpdateRejected {
+            update_id: id(1),
+            reason: text("not our market"),
+        }]);
+}
+
+#[test]
+fn only_pending_updates_can_be_decided() {
+    let mut history = two_versions();
+    history.push(proposed(
+        3,
+        Source::AgentSuggestion,
+        json!({"x": 1}),
+        2,
+        Route::Review,
+    ));
+    history.push(ContextEvent::UpdateRejected {
+        update_id: id(3),
+        reason: text("no"),
+    });
+    for (target, status) in [(1, "applied"), (3, "rejected")] {
+        ContextTest::with(())
+            .given(history.clone())
+            .when(ContextCommand::ApproveUpdate {
+                update_id: id(target),
+                note: None,
+            })
+            .then_expect_error(ContextError::NotPending {
+                update_id: id(target),
+                status,
+            });
+    }
+    ContextTest::with(())
+        .given(history)
+        .when(ContextCommand::RejectUpdate {
+            update_id: id(9),
+            reason: text("?"),
+        })
+        .then_expect_error(ContextError::UnknownUpdate(id(9)));
+}
+
+#[test]
+fn an_approval_is_refused_as_stale_when_a_path_it_touches_changed_since_its_base() {
+    // Proposed against version 1; version 2 changed the tone it also touches.
+    let mut history = vec![
+        proposed(1, Source::Manual, industries(), 0, Route::Direct),
+        applied(1, 1, industries(), AppliedVia::Direct, &[]),
+    ];
+    let conflicting = json!({"messaging": {"tone": "bold"}, "icp": {"regions": ["AU"]}});
+    history.push(proposed(
+        5,
+        Source::AgentSuggestion,
+        conflicting,
+        1,
+        Route::Review,
+    ));
+    history.push(proposed(2, Source::Manual, tone(), 1, Route::Direct));
+    history.push(applied(2, 2, tone(), AppliedVia::Direct, &[&industries()]));
+    ContextTest::with(())
+        .given(history)
+        .when(ContextCommand::ApproveUpdate {
+            update_id: id(5),
+            note: None,
+        })
+        .then_expect_error(ContextError::Stale {
+            base: 1,
+            conflicts: vec!["/messaging/tone".into()],
+        });
+}
+
+#[test]
+fn an_approval_against_an_untouched_older_base_rebases_and_applies() {
+    let regions = json!({"icp": {"regions": ["AU"]}});
+    let mut history = vec![
+        proposed(1, Source::Manual, industries(), 0, Route::Direct),
+        applied(1, 1, industries(), AppliedVia::Direct, &[]),
+    ];
+    history.push(proposed(
+        5,
+        Source::AgentSuggestion,
+        regions.clone(),
+        1,
+        Route::Review,
+    ));
+    history.push(proposed(2, Source::Manual, tone(), 1, Route::Direct));
+    history.push(applied(2, 2, tone(), AppliedVia::Direct, &[&industries()]));
+    ContextTest::with(())
+        .given(history)
+        .when(ContextCommand::ApproveUpdate {
+            update_id: id(5),
+            note: None,
+        })
+        .then_expect_events(vec![
+            ContextEvent::UpdateApproved {
+                update_id: id(5),
+                note: None,
+            },
+            applied(
+                5,
+                3,
+                regions,
+                AppliedVia::Approved,
+                &[&industries(), &tone()],
+            ),
+        ]);
+}
+
+#[test]
+fn the_same_patch_cannot_be_pending_twice() {
+    ContextTest::with(())
+        .given(vec![proposed(
+            1,
+            Source::AgentSuggestion,
+            industries(),
+            0,
+            Route::Review,
+        )])
+        .when(propose(
+            2,
+            Source::CrmAnalysis,
+            industries(),
+            PermissionMode::CoPilot,
+        ))
+        .then_expect_error(ContextError::DuplicatePending(id(1)));
+}
+
+#[test]
+fn a_rejected_suggestion_returns_only_with_materially_new_evidence() {
+    let history = vec![
+        proposed(1, Source::AgentSuggestion, industries(), 0, Route::Review),
+        ContextEvent::UpdateRejected {
+            update_id: id(1),
+            reason: text("no"),
+        },
+    ];
+    ContextTest::with(())
+        .given(history.clone())
+        .when(ContextCommand::ProposeUpdate {
+            update_id: id(2),
+            source: Source::AgentSuggestion,
+            patch: industries(),
+            base_version: None,
+            rationale: text("again"),
+            evidence: json!({"sends": 401}),
+            confidence: None,
+            policy: policy(PermissionMode::CoPilot),
+        })
+        .then_expect_error(ContextError::DuplicateOfRejected(id(1)));
+    let events = ContextTest::with(())
+        .given(history)
+        .when(ContextCommand::ProposeUpdate {
+            update_id: id(2),
+            source: Source::AgentSuggestion,
+            patch: industries(),
+            base_version: None,
+            rationale: text("again"),
+            evidence: json!({"sends": 4000}),
+            confidence: None,
+            policy: policy(PermissionMode::CoPilot),
+        })
+        .inspect_result()
+        .unwrap_or_default();
+    assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn a_newer_proposal_from_the_same_source_for_the_same_paths_supersedes_the_older() {
+    let newer = json!({"icp": {"industries": ["saas"]}});
+    ContextTest::with(())
+        .given(vec![proposed(
+            1,
+            Source::AgentSuggestion,
+            industries(),
+            0,
+            Route::Review,
+        )])
+        .when(propose(
+            2,
+            Source::AgentSuggestion,
+            newer.clone(),
+            PermissionMode::CoPilot,
+        ))
+        .then_expect_events(vec![
+            proposed(2, Source::AgentSuggestion, newer, 0, Route::Review),
+            ContextEvent::UpdateSuperseded {
+                update_id: id(1),
+                by: id(2),
+            },
+        ]);
+}
+
+#[test]
+fn malformed_proposals_are_refused() {
+    for patch in [json!([1, 2]), json!({}), json!("text"), Value::Null] {
+        ContextTest::with(())
+            .given_no_previous_events()
+            .when(propose(1, Source::Manual, patch, PermissionMode::CoPilot))
+            .then_expect_error(ContextError::PatchNotObject);
+    }
+    ContextTest::with(())
+        .given(two_versions())
+        .when(ContextCommand::ProposeUpdate {
+            update_id: id(3),
+            source: Source::Manual,
+            patch: tone(),
+            base_version: Some(5),
+            rationale: text("r"),
+            evidence: json!({}),
+            confidence: None,
+            policy: policy(PermissionMode::CoPilot),
+        })
+        .then_expect_error(ContextError::BaseVersionInFuture {
+            base: 5,
+            current: 2,
+        });
+    let huge = json!({"company": {"blob": "x".repeat(MAX_DOCUMENT_BYTES)}});
+    let result = ContextTest::with(())
+        .given_no_previous_events()
+        .when(propose(1, Source::Manual, huge, PermissionMode::CoPilot))
+        .inspect_result();
+    assert!(
+        matches!(result, Err(ContextError::DocumentTooLarge { .. })),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn a_rollback_creates_a_new_version_equal_to_the_old_one() {
+    let target = doc_after(&[&industries()]);
+    ContextTest::with(())
+        .given(two_versions())
+        .when(ContextCommand::RollBack {
+            to_version: 1,
+            target: Some(target.clone()),
+            reason: text("tone regressed"),
+        })
+        .then_expect_events(vec![ContextEvent::RolledBack {
+            to_version: 1,
+            version: 3,
+            patch: json!({"messaging": null}),
+            reason: text("tone regressed"),
+            document_hash: short_hash(&target),
+        }]);
+}
+
+#[test]
+fn a_rollback_needs_an_existing_other_version_whose_document_matches_its_hash() {
+    let cases = [
+        (0, Some(json!({})), ContextError::NoSuchVersion(0)),
+        (3, Some(json!({})), ContextError::NoSuchVersion(3)),
+        (2, Some(json!({})), ContextError::AlreadyAtVersion(2)),
+        (1, None, ContextError::VersionNotReadable(1)),
+        (
+            1,
+            Some(json!({"forged": true})),
+            ContextError::VersionMismatch(1),
+        ),
+    ];
+    for (to_version, target, error) in cases {
+        ContextTest::with(())
+            .given(two_versions())
+            .when(ContextCommand::RollBack {
+                to_version,
+                target,
+                reason: text("r"),
+            })
+            .then_expect_error(error);
+    }
+}
+
+#[test]
+fn a_document_unchanged_since_its_last_capture_produces_nothing() {
+    let captured = ContextEvent::DocumentCaptured {
+        key: text("icp"),
+        title: text("ICP"),
+        source: DocumentSource::IcpHypothesis,
+        content_hash: "h1".into(),
+        previous_hash: None,
+        captured_at: chrono::DateTime::UNIX_EPOCH,
+        extractor: None,
+    };
+    let capture = |hash: &str, insights: Option<Insights>| ContextCommand::CaptureDocument {
+        key: text("icp"),
+        title: text("ICP"),
+        source: DocumentSource::IcpHypothesis,
+        content_hash: hash.into(),
+        captured_at: chrono::DateTime::UNIX_EPOCH,
+        insights,
+    };
+    ContextTest::with(())
+        .given(vec![captured.clone()])
+        .when(capture("h1", None))
+        .then_expect_events(vec![]);
+    let insights = Insights {
+        update_id: id(7),
+        patch: industries(),
+        rationale: text("from the ICP document"),
+        extractor: "deterministic".into(),
+    };
+    let events = ContextTest::with(())
+        .given(vec![captured])
+        .when(capture("h2", Some(insights)))
+        .inspect_result()
+        .unwrap_or_default();
+    let types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
+    assert_eq!(
+        types,
+        vec!["document_captured", "update_proposed", "update_applied"]
+    );
+    assert!(
+        matches!(&events[0], ContextEvent::DocumentCaptured { previous_hash: Some(h), .. } if h == "h1")
+    );
+}
+
+#[test]
+fn the_aggregate_state_survives_a_snapshot_round_trip() {
+    let mut context = ClientContext::default();
+    for event in two_versions() {
+        context.apply(event);
+    }
+    let snapshot = serde_json::to_value(&context).unwrap_or_default();
+    let restored: ClientContext = serde_json::from_value(snapshot).unwrap_or_default();
+    assert_eq!(restored, context);
+    assert_eq!(restored.version(), 2);
+    assert_eq!(restored.document(), &doc_after(&[&industries(), &tone()]));
+}

@@ -1,0 +1,291 @@
+//! Given/when/then tests of the Send aggregate, and the pure rules beside it.
+
+use chrono::{TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::input::{OutcomeInput, SendInput};
+use super::*;
+
+fn facts() -> SendFacts {
+    SendFacts {
+        provider: "smartlead".into(),
+        provider_message_id: "msg-1".into(),
+        lead_ref: "lr_0123456789abcdef".into(),
+        lead: LeadSnapshot::default(),
+        channel: Channel::Email,
+        campaign_id: None,
+        step: Some(1),
+        experiment_id: None,
+        variant: None,
+        content: ContentFeatures::default(),
+        context_version: Some(3),
+        agent: None,
+        prompt_version: None,
+        resource: None,
+        sent_at: Utc
+            .with_ymd_and_hms(2026, 11, 18, 9, 0, 0)
+            .single()
+            .unwrap_or_default(),
+    }
+}
+
+fn outcome(kind: OutcomeKind) -> OutcomeFacts {
+    OutcomeFacts {
+        provider: "smartlead".into(),
+        provider_message_id: "msg-1".into(),
+        kind,
+        intent: None,
+        bounce_type: None,
+        provider_event_id: None,
+        occurred_at: Utc
+            .with_ymd_and_hms(2026, 11, 18, 15, 0, 0)
+            .single()
+            .unwrap_or_default(),
+    }
+}
+
+type SendTest = TestFramework<Send>;
+
+#[test]
+fn a_send_is_recorded_once() {
+    SendTest::with(())
+        .given_no_previous_events()
+        .when(SendCommand::RecordSend(Box::new(facts())))
+        .then_expect_events(vec![SendEvent::SendRecorded(Box::new(facts()))]);
+    SendTest::with(())
+        .given(vec![SendEvent::SendRecorded(Box::new(facts()))])
+        .when(SendCommand::RecordSend(Box::new(facts())))
+        .then_expect_error(SendError::DuplicateSend);
+}
+
+#[test]
+fn each_outcome_kind_counts_once_per_send() {
+    SendTest::with(())
+        .given(vec![
+            SendEvent::SendRecorded(Box::new(facts())),
+            SendEvent::OutcomeRecorded(outcome(OutcomeKind::Opened)),
+        ])
+        .when(SendCommand::RecordOutcome(outcome(OutcomeKind::Opened)))
+        .then_expect_error(SendError::DuplicateOutcome("opened"));
+    SendTest::with(())
+        .given(vec![
+            SendEvent::SendRecorded(Box::new(facts())),
+            SendEvent::OutcomeRecorded(outcome(OutcomeKind::Opened)),
+        ])
+        .when(SendCommand::RecordOutcome(outcome(OutcomeKind::Replied)))
+        .then_expect_events(vec![SendEvent::OutcomeRecorded(outcome(
+            OutcomeKind::Replied,
+        ))]);
+}
+
+#[test]
+fn an_outcome_before_its_send_is_kept_and_the_send_still_arrives() {
+    SendTest::with(())
+        .given_no_previous_events()
+        .when(SendCommand::RecordOutcome(outcome(OutcomeKind::Delivered)))
+        .then_expect_events(vec![SendEvent::OutcomeRecorded(outcome(
+            OutcomeKind::Delivered,
+        ))]);
+    SendTest::with(())
+        .given(vec![SendEvent::OutcomeRecorded(outcome(
+            OutcomeKind::Delivered,
+        ))])
+        .when(SendCommand::RecordSend(Box::new(facts())))
+        .then_expect_events(vec![SendEvent::SendRecorded(Box::new(facts()))]);
+}
+
+#[test]
+fn send_ids_derive_from_client_provider_and_message_id() {
+    let a = Uuid::from_u128(1);
+    let b = Uuid::from_u128(2);
+    assert_eq!(send_id(a, "smartlead", "m1"), send_id(a, "smartlead", "m1"));
+    assert_ne!(send_id(a, "smartlead", "m1"), send_id(b, "smartlead", "m1"));
+    assert_ne!(send_id(a, "smartlead", "m1"), send_id(a, "instantly", "m1"));
+    assert_eq!(send_id(a, "smartlead", "m1").get_version_num(), 8);
+}
+
+#[test]
+fn tiers_open_channels_in_order() {
+    use Channel::*;
+    assert!(Tier::Cold.allows(Email));
+    assert!(!Tier::Cold.allows(Linkedin));
+    assert!(Tier::Cool.allows(Linkedin) && !Tier::Cool.allows(Voice));
+    assert!(Tier::Warm.allows(Voice) && !Tier::Warm.allows(Sms) && !Tier::Warm.allows(Mail));
+    assert!(Tier::Hot.allows(Sms) && Tier::Hot.allows(Mail) && Tier::Hot.allows(Email));
+}
+
+#[test]
+fn unsubscribes_hard_bounces_and_complaints_suppress_the_lead() {
+    let mut replied = outcome(OutcomeKind::Replied);
+    assert_eq!(suppression_reason(&replied), None);
+    replied.intent = Some(ReplyIntent::Unsubscribe);
+    assert_eq!(
+        suppression_reason(&replied),
+        Some(SuppressionReason::Unsubscribed)
+    );
+    let mut bounced = outcome(OutcomeKind::Bounced);
+    bounced.bounce_type = Some(BounceType::Soft);
+    assert_eq!(suppression_reason(&bounced), None);
+    bounced.bounce_type = Some(BounceType::Hard);
+    assert_eq!(
+        suppression_reason(&bounced),
+        Some(SuppressionReason::HardBounce)
+    );
+    assert_eq!(
+        suppression_reason(&outcome(OutcomeKind::Unsubscribed)),
+        Some(SuppressionReason::Unsubscribed)
+    );
+    assert_eq!(
+        suppression_reason(&outcome(OutcomeKind::Complained)),
+        Some(SuppressionReason::Complaint)
+    );
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_send_input_is_split_into_facts_for_the_log_and_personal_parts() {
+    let input: SendInput = serde_json::from_value(json!({
+        "provider": "smartlead", "provider_message_id": "msg-123",
+        "lead": {"email": " Ana@Example.com ", "industry": "fintech", "company_size": "11-50",
+                 "seniority": "vp", "title": "VP Finance", "region": "AU", "tier": "warm", "score": 72},
+        "channel": "email", "campaign_id": "q4-fintech", "step": 1,
+        "experiment_id": null, "variant": null,
+        "content": {"subject": "Quick question on month-end close?", "body_words": 84,
+                    "personalized": true, "cta": "meeting", "angle": "compliance"},
+        "context_version": 7, "agent": "email_strategist", "prompt_version": "2.3",
+        "resource": "sam@acme-mail.com", "sent_at": "2026-11-18T09:12:00Z"
+    }))
+    .unwrap_or_else(|e| panic!("the documented example must parse: {e}"));
+    let (facts, personal) = input
+        .into_facts(now(), |email| format!("lr_{}", email.len()))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(personal.email.as_deref(), Some("ana@example.com"));
+    assert_eq!(
+        personal.subject.as_deref(),
+        Some("Quick question on month-end close?")
+    );
+    assert_eq!(facts.lead_ref, "lr_15");
+    assert_eq!(facts.content.subject_words, Some(5));
+    assert_eq!(facts.content.subject_question, Some(true));
+    let logged = serde_json::to_string(&facts).unwrap_or_default();
+    assert!(
+        !logged.contains("ana@") && !logged.contains("month-end"),
+        "{logged}"
+    );
+}
+
+#[test]
+fn invalid_items_name_their_field() {
+    let base = json!({"provider": "smartlead", "provider_message_id": "m", "lead_ref": "lr_0123456789",
+                      "channel": "email", "sent_at": "2026-11-18T09:12:00Z"});
+    let with = |field: &str, value: serde_json::Value| {
+        let mut v = base.clone();
+        v[field] = value;
+        serde_json::from_value::<SendInput>(v).map_err(|e| e.to_string())
+    };
+    let check = |field: &str, value: serde_json::Value, expected: &str| {
+        let input = with(field, value).unwrap_or_else(|e| panic!("{e}"));
+        let err = input
+            .into_facts(now(), |_| String::new())
+            .err()
+            .map(|e| e.field);
+        assert_eq!(err.as_deref(), Some(expected), "{field}");
+    };
+    check("sent_at", json!("2027-01-01T00:00:00Z"), "sent_at");
+    check("provider", json!("Smart Lead"), "provider");
+    check("provider_message_id", json!(""), "provider_message_id");
+    check("lead_ref", json!("ana@example.com"), "lead_ref");
+    check("step", json!(0), "step");
+    assert!(with("channel", json!("pigeon")).is_err());
+    let no_lead =
+        serde_json::from_value::<SendInput>(json!({"provider": "x", "provider_message_id": "m",
+        "channel": "email", "sent_at": "2026-11-18T09:12:00Z"}))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        no_lead
+            .into_facts(now(), |_| String::new())
+            .err()
+            .map(|e| e.field),
+        Some("lead".to_owned())
+    );
+    let bad_email =
+        serde_json::from_value::<SendInput>(json!({"provider": "x", "provider_message_id": "m",
+        "lead": {"email": "not-an-email"}, "channel": "email", "sent_at": "2026-11-18T09:12:00Z"}))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        bad_email
+            .into_facts(now(), |_| String::new())
+            .err()
+            .map(|e| e.field),
+        Some("lead.email".to_owned())
+    );
+}
+
+#[test]
+fn outcome_inputs_check_their_kind_specific_fields() {
+    let parse = |v: serde_json::Value| {
+        serde_json::from_value::<OutcomeInput>(v).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let ok = parse(
+        json!({"provider": "smartlead", "provider_message_id": "msg-123", "provider_event_id": "evt-9",
+        "kind": "replied", "intent": "interested", "occurred_at": "2026-11-18T15:40:00Z"}),
+    );
+    assert!(ok.into_facts(now()).is_ok());
+    let wrong = parse(
+        json!({"provider": "smartlead", "provider_message_id": "m", "kind": "opened",
+        "intent": "interested", "occurred_at": "2026-11-18T15:40:00Z"}),
+    );
+    assert_eq!(
+        wrong.into_facts(now()).err().map(|e| e.field.clone()),
+        Some("intent".to_owned())
+    );
+    let future = parse(
+        json!({"provider": "smartlead", "provider_message_id": "m", "kind": "opened",
+        "occurred_at": "2030-01-01T00:00:00Z"}),
+    );
+    assert_eq!(
+        future.into_facts(now()).err().map(|e| e.field.clone()),
+        Some("occurred_at".to_owned())
+    );
+}
+
+#[test]
+fn an_authorisation_lists_every_reason_to_refuse() {
+    let ok = AuthorizationFacts {
+        suppressed: false,
+        client_suspended: false,
+        tier: Tier::Cold,
+        channel: Channel::Email,
+        cap: Some(50),
+        used_today: 49,
+    };
+    assert!(refusals(&ok).is_empty());
+    let everything = AuthorizationFacts {
+        suppressed: true,
+        client_suspended: true,
+        tier: Tier::Cold,
+        channel: Channel::Sms,
+        cap: Some(50),
+        used_today: 50,
+    };
+    assert_eq!(
+        refusals(&everything),
+        vec![
+            Refusal::ClientSuspended,
+            Refusal::Suppressed,
+            Refusal::ChannelNotAllowedForTier,
+            Refusal::DailyCapReached
+        ]
+    );
+    assert_eq!(
+        refusals(&AuthorizationFacts { cap: None, ..ok }),
+        vec![Refusal::UnknownResource]
+    );
+}

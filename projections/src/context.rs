@@ -1,0 +1,353 @@
+//! The `context` projection: the current document of every client, every
+//! version (for `?version=`, `?at=`, diffs and the version list), every
+//! update (the approval queue) and the captured documents.
+
+use serde_json::Value;
+use sextant_adapters::stream::RecordedEvent;
+use sextant_domain::aggregate_types;
+use sextant_domain::context::{json, ContextEvent};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::runtime::{Projection, ProjectionError};
+
+pub struct ContextProjection;
+
+#[async_trait::async_trait]
+impl Projection for ContextProjection {
+    fn name(&self) -> &'static str {
+        "context"
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[aggregate_types::CLIENT_CONTEXT])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "context_current",
+            "context_versions",
+            "context_updates",
+            "context_documents",
+        ]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        if event.aggregate_type != aggregate_types::CLIENT_CONTEXT {
+            return Ok(());
+        }
+        let client_id = Uuid::parse_str(&event.aggregate_id)
+            .map_err(|e| ProjectionError::Malformed(format!("client id: {e}")))?;
+        let at = event.recorded_at;
+        let position = event.global_position;
+        let actor = event.actor();
+        match serde_json::from_value::<ContextEvent>(event.payload.clone())? {
+            ContextEvent::UpdateProposed {
+                update_id,
+                source,
+                patch,
+                base_version,
+                rationale,
+                evidence,
+                confidence,
+                paths,
+                route,
+            } => {
+                sqlx::query(
+                    "INSERT INTO context_updates (update_id, client_id, source, status, route, patch, paths, \
+                     base_version, rationale, evidence, confidence, proposed_by, proposed_at, position) \
+                     VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(update_id)
+                .bind(client_id)
+                .bind(source.as_str())
+                .bind(serde_json::to_value(route)?.as_str().unwrap_or_default().to_owned())
+                .bind(&patch)
+                .bind(serde_json::to_value(&paths)?)
+                .bind(base_version as i64)
+                .bind(rationale.as_str())
+                .bind(&evidence)
+                .bind(confidence.map(|c| c.value()))
+                .bind(&actor)
+                .bind(at)
+                .bind(position)
+                .execute(conn)
+                .await?;
+            }
+            ContextEvent::UpdateApproved { update_id, note } => {
+                decide(
+                    conn,
+                    update_id,
+                    &actor,
+                    at,
+                    position,
+                    note.as_ref().map(|n| n.as_str()),
+                    None,
+                )
+                .await?;
+            }
+            ContextEvent::UpdateModified {
+                update_id,
+                patch,
+                note,
+                ..
+            } => {
+                decide(
+                    conn,
+                    update_id,
+                    &actor,
+                    at,
+                    position,
+                    note.as_ref().map(|n| n.as_str()),
+                    None,
+                )
+                .await?;
+                sqlx::query("UPDATE context_updates SET modified_patch = $2 WHERE update_id = $1")
+                    .bind(update_id)
+                    .bind(&patch)
+                    .execute(conn)
+                    .await?;
+            }
+            ContextEvent::UpdateRejected { update_id, reason } => {
+                decide(
+                    conn,
+                    update_id,
+                    &actor,
+                    at,
+                    position,
+                    None,
+                    Some(reason.as_str()),
+                )
+                .await?;
+                set_status(conn, update_id, "rejected", position).await?;
+            }
+            ContextEvent::UpdateSuperseded { update_id, by } => {
+                set_status(conn, update_id, "superseded", position).await?;
+                sqlx::query("UPDATE context_updates SET superseded_by = $2 WHERE update_id = $1")
+                    .bind(update_id)
+                    .bind(by)
+                    .execute(conn)
+                    .await?;
+            }
+            ContextEvent::UpdateApplied {
+                update_id,
+                version,
+                patch,
+                via,
+                ..
+            } => {
+                let via = serde_json::to_value(via)?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                set_status(conn, update_id, "applied", position).await?;
+                sqlx::query(
+                    "UPDATE context_updates SET version = $2, via = $3 WHERE update_id = $1",
+                )
+                .bind(update_id)
+                .bind(version as i64)
+                .bind(&via)
+                .execute(&mut *conn)
+                .await?;
+                let (source, rationale, evidence): (String, String, Value) = sqlx::query_as(
+                    "SELECT source, rationale, evidence FROM context_updates WHERE update_id = $1",
+                )
+                .bind(update_id)
+                .fetch_one(&mut *conn)
+                .await?;
+                let document = next_document(conn, client_id, &patch).await?;
+                record_version(
+                    conn,
+                    NewVersion {
+                        client_id,
+                        version,
+                        document: &document,
+                        source: &source,
+                        actor: &actor,
+                        update_id: Some(update_id),
+                        via: Some(&via),
+                        rationale: Some(&rationale),
+                        evidence: Some(&evidence),
+                        reason: None,
+                        rolled_back_to: None,
+                        paths: json::touched_paths(&patch),
+                        at,
+                        position,
+                    },
+                )
+                .await?;
+            }
+            ContextEvent::RolledBack {
+                to_version,
+                version,
+                patch,
+                reason,
+                ..
+            } => {
+                let document = next_document(conn, client_id, &patch).await?;
+                record_version(
+                    conn,
+                    NewVersion {
+                        client_id,
+                        version,
+                        document: &document,
+                        source: "rollback",
+                        actor: &actor,
+                        update_id: None,
+                        via: None,
+                        rationale: None,
+                        evidence: None,
+                        reason: Some(reason.as_str()),
+                        rolled_back_to: Some(to_version),
+                        paths: json::touched_paths(&patch),
+                        at,
+                        position,
+                    },
+                )
+                .await?;
+            }
+            ContextEvent::DocumentCaptured {
+                key,
+                title,
+                source,
+                content_hash,
+                captured_at,
+                extractor,
+                ..
+            } => {
+                sqlx::query(
+                    "INSERT INTO context_documents (client_id, key, content_hash, title, source, captured_at, \
+                     recorded_at, extractor, captures) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) \
+                     ON CONFLICT (client_id, key) DO UPDATE SET content_hash = EXCLUDED.content_hash, \
+                     title = EXCLUDED.title, source = EXCLUDED.source, captured_at = EXCLUDED.captured_at, \
+                     recorded_at = EXCLUDED.recorded_at, extractor = EXCLUDED.extractor, \
+                     captures = context_documents.captures + 1",
+                )
+                .bind(client_id)
+                .bind(key.as_str())
+                .bind(content_hash)
+                .bind(title.as_str())
+                .bind(serde_json::to_value(source)?.as_str().unwrap_or_default().to_owned())
+                .bind(captured_at)
+                .bind(at)
+                .bind(extractor)
+                .execute(conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn decide(
+    conn: &mut PgConnection,
+    update_id: Uuid,
+    actor: &Option<String>,
+    at: chrono::DateTime<chrono::Utc>,
+    position: i64,
+    note: Option<&str>,
+    reason: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE context_updates SET decided_by = $2, decided_at = $3, note = COALESCE($4, note), \
+         reason = COALESCE($5, reason), position = $6 WHERE update_id = $1",
+    )
+    .bind(update_id)
+    .bind(actor)
+    .bind(at)
+    .bind(note)
+    .bind(reason)
+    .bind(position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn set_status(
+    conn: &mut PgConnection,
+    update_id: Uuid,
+    status: &str,
+    position: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE context_updates SET status = $2, position = $3 WHERE update_id = $1")
+        .bind(update_id)
+        .bind(status)
+        .bind(position)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The current document with `patch` applied.
+async fn next_document(
+    conn: &mut PgConnection,
+    client_id: Uuid,
+    patch: &Value,
+) -> Result<Value, sqlx::Error> {
+    let current: Option<Value> =
+        sqlx::query_scalar("SELECT document FROM context_current WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(conn)
+            .await?;
+    let mut document = current.unwrap_or_else(|| serde_json::json!({}));
+    json::merge_patch(&mut document, patch);
+    Ok(document)
+}
+
+struct NewVersion<'a> {
+    client_id: Uuid,
+    version: u64,
+    document: &'a Value,
+    source: &'a str,
+    actor: &'a Option<String>,
+    update_id: Option<Uuid>,
+    via: Option<&'a str>,
+    rationale: Option<&'a str>,
+    evidence: Option<&'a Value>,
+    reason: Option<&'a str>,
+    rolled_back_to: Option<u64>,
+    paths: Vec<String>,
+    at: chrono::DateTime<chrono::Utc>,
+    position: i64,
+}
+
+async fn record_version(conn: &mut PgConnection, v: NewVersion<'_>) -> Result<(), ProjectionError> {
+    sqlx::query(
+        "INSERT INTO context_versions (client_id, version, document, source, actor, update_id, via, \
+         rationale, evidence, reason, rolled_back_to, paths, created_at, position) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(v.client_id)
+    .bind(v.version as i64)
+    .bind(v.document)
+    .bind(v.source)
+    .bind(v.actor)
+    .bind(v.update_id)
+    .bind(v.via)
+    .bind(v.rationale)
+    .bind(v.evidence)
+    .bind(v.reason)
+    .bind(v.rolled_back_to.map(|n| n as i64))
+    .bind(serde_json::to_value(&v.paths)?)
+    .bind(v.at)
+    .bind(v.position)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO context_current (client_id, version, document, updated_at, position) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id) DO UPDATE SET version = EXCLUDED.version, \
+         document = EXCLUDED.document, updated_at = EXCLUDED.updated_at, position = EXCLUDED.position",
+    )
+    .bind(v.client_id)
+    .bind(v.version as i64)
+    .bind(v.document)
+    .bind(v.at)
+    .bind(v.position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

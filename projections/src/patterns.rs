@@ -1,0 +1,278 @@
+//! The `patterns` projection: counts behind the WHAT / WHEN / HOW / WHO /
+//! versions detectors, per client and per industry segment. Each send is
+//! counted under its keys ([`keys_of`]); each reply, positive reply and
+//! meeting under the keys of its send, also when it arrived first. Counts
+//! only: statistics are computed when read, so a changed detector is a
+//! replay away and the log is never touched.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sextant_adapters::stream::RecordedEvent;
+use sextant_domain::aggregate_types;
+use sextant_domain::learning::{keys_of, metrics_of, Metric};
+use sextant_domain::send::SendEvent;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::runtime::{Projection, ProjectionError};
+
+pub struct PatternsProjection;
+
+/// The family and key every send is counted under: the client's baseline.
+pub const BASELINE: (&str, &str) = ("all", "all");
+
+type CountKey = (Uuid, String, String, String);
+
+#[derive(Default)]
+struct Deltas(BTreeMap<CountKey, [i64; 4]>);
+
+impl Deltas {
+    fn add(&mut self, client: Uuid, scopes: &[String], keys: &[String], column: usize) {
+        for scope in scopes {
+            for key in keys {
+                let (family, key) = key.split_once('|').unwrap_or(("?", key));
+                self.0
+                    .entry((client, scope.clone(), family.to_owned(), key.to_owned()))
+                    .or_default()[column] += 1;
+            }
+        }
+    }
+}
+
+fn column(metric: Metric) -> usize {
+    match metric {
+        Metric::Reply => 1,
+        Metric::PositiveReply => 2,
+        Metric::Meeting => 3,
+    }
+}
+
+#[async_trait::async_trait]
+impl Projection for PatternsProjection {
+    fn name(&self) -> &'static str {
+        "patterns"
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[aggregate_types::SEND])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "pattern_counts",
+            "pattern_sends",
+            "pattern_leads",
+            "pattern_pending",
+        ]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        self.apply_many(conn, &[event]).await
+    }
+
+    async fn apply_many(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut parsed = Vec::new();
+        for event in events
+            .iter()
+            .filter(|e| e.aggregate_type == aggregate_types::SEND)
+        {
+            let send_id = Uuid::parse_str(&event.aggregate_id)
+                .map_err(|e| ProjectionError::Malformed(format!("send id: {e}")))?;
+            let client = event.client_id.ok_or_else(|| {
+                ProjectionError::Malformed("a send event without a client".into())
+            })?;
+            parsed.push((
+                send_id,
+                client,
+                serde_json::from_value::<SendEvent>(event.payload.clone())?,
+            ));
+        }
+        if parsed.is_empty() {
+            return Ok(());
+        }
+
+        // What is already known of the sends and leads this batch touches.
+        let ids: Vec<Uuid> = parsed.iter().map(|(id, ..)| *id).collect();
+        let known: Vec<(Uuid, Vec<String>, Vec<String>)> = sqlx::query_as(
+            "SELECT send_id, scopes, keys FROM pattern_sends WHERE send_id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut sends: HashMap<Uuid, (Vec<String>, Vec<String>)> = known
+            .into_iter()
+            .map(|(id, scopes, keys)| (id, (scopes, keys)))
+            .collect();
+        // Outcomes that came first are counted when their send arrives: take
+        // them only for the sends this batch records (taking them for an
+        // outcome's send would lose them).
+        let arriving: Vec<Uuid> = parsed
+            .iter()
+            .filter(|(id, _, e)| matches!(e, SendEvent::SendRecorded(_)) && !sends.contains_key(id))
+            .map(|(id, ..)| *id)
+            .collect();
+        let pending: Vec<(Uuid, String)> = sqlx::query_as(
+            "DELETE FROM pattern_pending WHERE send_id = ANY($1) RETURNING send_id, metric",
+        )
+        .bind(&arriving)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut waiting: HashMap<Uuid, Vec<Metric>> = HashMap::new();
+        for (id, metric) in pending {
+            if let Some(metric) = Metric::parse(&metric) {
+                waiting.entry(id).or_default().push(metric);
+            }
+        }
+        // The leads this batch sends to, looked up by primary key (a join on
+        // the pairs: `= ANY` filters on both columns made Postgres scan).
+        let mut pairs: Vec<(Uuid, String)> = parsed
+            .iter()
+            .filter_map(|(_, client, e)| match e {
+                SendEvent::SendRecorded(f) => Some((*client, f.lead_ref.clone())),
+                SendEvent::OutcomeRecorded(_) => None,
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let histories: Vec<(Uuid, String, Vec<String>)> = sqlx::query_as(
+            "SELECT l.client_id, l.lead_ref, l.channels \
+             FROM UNNEST($1::uuid[], $2::text[]) AS u(client_id, lead_ref) \
+             JOIN pattern_leads l ON l.client_id = u.client_id AND l.lead_ref = u.lead_ref",
+        )
+        .bind(pairs.iter().map(|(c, _)| *c).collect::<Vec<_>>())
+        .bind(pairs.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut channels: HashMap<(Uuid, String), Vec<String>> = histories
+            .into_iter()
+            .map(|(c, l, ch)| ((c, l), ch))
+            .collect();
+
+        let mut deltas = Deltas::default();
+        let mut new_sends: Vec<(Uuid, Uuid, Vec<String>, Vec<String>)> = Vec::new();
+        let mut new_pending: Vec<(Uuid, &'static str)> = Vec::new();
+        let mut touched_leads: BTreeMap<(Uuid, String), ()> = BTreeMap::new();
+        for (send_id, client, event) in &parsed {
+            match event {
+                SendEvent::SendRecorded(facts) => {
+                    if sends.contains_key(send_id) {
+                        continue;
+                    }
+                    let lead = (*client, facts.lead_ref.clone());
+                    let history = channels.entry(lead.clone()).or_default();
+                    let mut keys: Vec<String> = keys_of(facts, history)
+                        .into_iter()
+                        .map(|(family, key)| format!("{}|{key}", family.as_str()))
+                        .collect();
+                    keys.push(format!("{}|{}", BASELINE.0, BASELINE.1));
+                    history.push(facts.channel.as_str().to_owned());
+                    touched_leads.insert(lead, ());
+                    let mut scopes = vec!["client".to_owned()];
+                    if let Some(industry) = &facts.lead.industry {
+                        scopes.push(format!("industry:{}", industry.to_lowercase()));
+                    }
+                    deltas.add(*client, &scopes, &keys, 0);
+                    for metric in waiting.remove(send_id).unwrap_or_default() {
+                        deltas.add(*client, &scopes, &keys, column(metric));
+                    }
+                    sends.insert(*send_id, (scopes.clone(), keys.clone()));
+                    new_sends.push((*send_id, *client, scopes, keys));
+                }
+                SendEvent::OutcomeRecorded(outcome) => {
+                    for metric in metrics_of(outcome) {
+                        match sends.get(send_id) {
+                            Some((scopes, keys)) => {
+                                deltas.add(*client, scopes, keys, column(metric))
+                            }
+                            None => new_pending.push((*send_id, metric.as_str())),
+                        }
+                    }
+                }
+            }
+        }
+
+        if !new_sends.is_empty() {
+            let scopes: Vec<String> = new_sends.iter().map(|s| s.2.join("\u{1f}")).collect();
+            let keys: Vec<String> = new_sends.iter().map(|s| s.3.join("\u{1f}")).collect();
+            sqlx::query(
+                "INSERT INTO pattern_sends (send_id, client_id, scopes, keys) \
+                 SELECT u.id, u.client, string_to_array(u.scopes, E'\\x1f'), string_to_array(u.keys, E'\\x1f') \
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(id, client, scopes, keys)",
+            )
+            .bind(new_sends.iter().map(|s| s.0).collect::<Vec<_>>())
+            .bind(new_sends.iter().map(|s| s.1).collect::<Vec<_>>())
+            .bind(&scopes)
+            .bind(&keys)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !touched_leads.is_empty() {
+            let rows: Vec<(Uuid, String, String)> = touched_leads
+                .keys()
+                .map(|(c, l)| {
+                    (
+                        *c,
+                        l.clone(),
+                        channels
+                            .get(&(*c, l.clone()))
+                            .map(|h| h.join(","))
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO pattern_leads (client_id, lead_ref, channels) \
+                 SELECT u.client, u.lead, string_to_array(u.channels, ',') \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(client, lead, channels) \
+                 ON CONFLICT (client_id, lead_ref) DO UPDATE SET channels = EXCLUDED.channels",
+            )
+            .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !new_pending.is_empty() {
+            sqlx::query(
+                "INSERT INTO pattern_pending (send_id, metric) SELECT * FROM UNNEST($1::uuid[], $2::text[]) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(new_pending.iter().map(|p| p.0).collect::<Vec<_>>())
+            .bind(new_pending.iter().map(|p| p.1).collect::<Vec<_>>())
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !deltas.0.is_empty() {
+            let rows: Vec<(&CountKey, &[i64; 4])> = deltas.0.iter().collect();
+            sqlx::query(
+                "INSERT INTO pattern_counts (client_id, scope, family, key, sends, replies, positive_replies, meetings) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], \
+                        $7::bigint[], $8::bigint[]) \
+                 ON CONFLICT (client_id, scope, family, key) DO UPDATE SET \
+                    sends = pattern_counts.sends + EXCLUDED.sends, \
+                    replies = pattern_counts.replies + EXCLUDED.replies, \
+                    positive_replies = pattern_counts.positive_replies + EXCLUDED.positive_replies, \
+                    meetings = pattern_counts.meetings + EXCLUDED.meetings",
+            )
+            .bind(rows.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(k, _)| k.1.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(k, _)| k.2.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(k, _)| k.3.clone()).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, d)| d[0]).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, d)| d[1]).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, d)| d[2]).collect::<Vec<_>>())
+            .bind(rows.iter().map(|(_, d)| d[3]).collect::<Vec<_>>())
+            .execute(conn)
+            .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,537 @@
+//! The live projection runtime.
+//!
+//! Each projection has one active projector (a session advisory lock elects
+//! it; other processes stand by) and one durable JetStream pull consumer,
+//! which the projector recreates every time it (re)starts so that delivery
+//! resumes right after the last message it applied (the checkpoint keeps the
+//! stream sequence too): a batch that failed after delivery is delivered
+//! again, never skipped. Messages arrive in position order; whatever is
+//! ready (up to [`BATCH`]) is applied in one Postgres transaction together
+//! with the checkpoint, and only after that commits are the messages acked.
+//! A redelivered message (the process died between commit and ack) is at or
+//! below the checkpoint and is skipped: the effect is exactly once.
+//!
+//! An event a projection cannot apply (malformed, or a statement that fails
+//! for a reason other than the database being down) is parked in
+//! `projection_parked` with the reason, `sextant_projection_parked_total`
+//! rises, and the rest of the stream goes on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use sextant_adapters::config::StreamSettings;
+use sextant_adapters::stream::{self, CloudEvent, RecordedEvent};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+/// Most events applied in one transaction.
+pub const BATCH: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("malformed event: {0}")]
+    Malformed(String),
+}
+
+impl From<serde_json::Error> for ProjectionError {
+    fn from(err: serde_json::Error) -> Self {
+        Self::Malformed(err.to_string())
+    }
+}
+
+/// A read-model builder.
+///
+/// `apply` must be deterministic and write nothing but the projection's own
+/// [`tables`](Projection::tables) through the connection it is given: replay
+/// runs the very same code against shadow copies of those tables (by
+/// `search_path`), so table names in its SQL must be unqualified. It must be
+/// replay-safe: it sees every event of the log, in position order, once.
+#[async_trait::async_trait]
+pub trait Projection: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn tables(&self) -> &'static [&'static str];
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError>;
+
+    /// The aggregate types whose events it reads (`None`: every event).
+    /// The others are not even parsed.
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// Applies several events in order. Projections that see volume
+    /// override it with set-based SQL; the result must equal applying the
+    /// events one by one.
+    async fn apply_many(
+        &self,
+        conn: &mut PgConnection,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(conn, event).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes the projection's lock for the rest of the transaction: live batches
+/// and the replay swap exclude each other.
+pub async fn lock_projection(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('sextant.projection.' || $1))")
+        .bind(name)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn checkpoint(conn: &mut PgConnection, name: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection) VALUES ($1) ON CONFLICT DO NOTHING",
+    )
+    .bind(name)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
+        .bind(name)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn set_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+    position: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE projection = $1",
+    )
+    .bind(name)
+    .bind(position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn set_stream_sequence(
+    conn: &mut PgConnection,
+    name: &str,
+    sequence: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET stream_sequence = GREATEST(stream_sequence, $2) \
+         WHERE projection = $1",
+    )
+    .bind(name)
+    .bind(sequence as i64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The position a projection has reached (0 if it has not started).
+pub async fn position_of(pool: &PgPool, name: &str) -> Result<i64, sqlx::Error> {
+    let position: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(position.unwrap_or(0))
+}
+
+/// Applies a batch past the projection's checkpoint and moves the
+/// checkpoint, in the caller's transaction (the caller commits, then acks).
+pub async fn apply_batch(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    events: &[Incoming],
+    last_stream_sequence: u64,
+) -> Result<i64, sqlx::Error> {
+    let name = projection.name();
+    lock_projection(conn, name).await?;
+    let from = checkpoint(conn, name).await?;
+    let position = apply_events(conn, projection, events, from).await?;
+    set_checkpoint(conn, name, position).await?;
+    set_stream_sequence(conn, name, last_stream_sequence).await?;
+    Ok(position)
+}
+
+/// Applies the events after `position`; answers the last position seen.
+/// The whole batch is tried at once first; if any event of it fails, the
+/// batch is rolled back and applied event by event, each in a savepoint, so
+/// that the one that fails is parked rather than failing the rest. A
+/// database outage fails the whole call (nothing is parked for it).
+pub async fn apply_events(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    events: &[Incoming],
+    position: i64,
+) -> Result<i64, sqlx::Error> {
+    let fresh: Vec<&RecordedEvent> = events
+        .iter()
+        .filter_map(|e| match e {
+            Incoming::Event(event) if event.global_position > position => Some(event),
+            _ => None,
+        })
+        .collect();
+    let newest = events
+        .iter()
+        .map(Incoming::position)
+        .max()
+        .unwrap_or(position)
+        .max(position);
+    let readable = events
+        .iter()
+        .all(|e| !matches!(e, Incoming::Unreadable { .. }));
+    if readable && fresh.is_empty() {
+        return Ok(newest);
+    }
+    if readable {
+        sqlx::query("SAVEPOINT apply_batch")
+            .execute(&mut *conn)
+            .await?;
+        match projection.apply_many(conn, &fresh).await {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT apply_batch")
+                    .execute(&mut *conn)
+                    .await?;
+                let skipped = events.len() - fresh.len();
+                if skipped > 0 {
+                    metrics::counter!("sextant_projection_redelivered_total", "projection" => projection.name())
+                        .increment(skipped as u64);
+                }
+                return Ok(newest);
+            }
+            Err(ProjectionError::Database(err)) if sextant_adapters::db::is_unavailable(&err) => {
+                return Err(err);
+            }
+            Err(err) => {
+                tracing::warn!(projection = projection.name(), error = %err, "batch failed; applying event by event");
+                sqlx::query("ROLLBACK TO SAVEPOINT apply_batch")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    apply_one_by_one(conn, projection, events, position).await
+}
+
+async fn apply_one_by_one(
+    conn: &mut PgConnection,
+    projection: &dyn Projection,
+    events: &[Incoming],
+    mut position: i64,
+) -> Result<i64, sqlx::Error> {
+    let name = projection.name();
+    for incoming in events {
+        let (event_position, outcome) = match incoming {
+            Incoming::Irrelevant { position: p } => {
+                position = position.max(*p);
+                continue;
+            }
+            Incoming::Event(event) => {
+                if event.global_position <= position {
+                    metrics::counter!("sextant_projection_redelivered_total", "projection" => name)
+                        .increment(1);
+                    continue;
+                }
+                sqlx::query("SAVEPOINT apply_event")
+                    .execute(&mut *conn)
+                    .await?;
+                let outcome = projection.apply(conn, event).await;
+                (
+                    event.global_position,
+                    outcome
+                        .map(|()| event.event_id)
+                        .map_err(|e| (event.event_id, e)),
+                )
+            }
+            Incoming::Unreadable {
+                position: p,
+                reason,
+            } => {
+                if *p <= position {
+                    continue;
+                }
+                sqlx::query("SAVEPOINT apply_event")
+                    .execute(&mut *conn)
+                    .await?;
+                (
+                    *p,
+                    Err((
+                        uuid::Uuid::nil(),
+                        ProjectionError::Malformed(reason.clone()),
+                    )),
+                )
+            }
+        };
+        match outcome {
+            Ok(_) => {
+                sqlx::query("RELEASE SAVEPOINT apply_event")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Err((_, ProjectionError::Database(err)))
+                if sextant_adapters::db::is_unavailable(&err) =>
+            {
+                return Err(err);
+            }
+            Err((event_id, err)) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT apply_event")
+                    .execute(&mut *conn)
+                    .await?;
+                park(conn, name, event_position, event_id, &err.to_string()).await?;
+            }
+        }
+        position = event_position;
+    }
+    Ok(position)
+}
+
+async fn park(
+    conn: &mut PgConnection,
+    name: &str,
+    position: i64,
+    event_id: uuid::Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    tracing::error!(projection = name, position, %event_id, reason, "event parked");
+    metrics::counter!("sextant_projection_parked_total", "projection" => name.to_owned())
+        .increment(1);
+    sqlx::query(
+        "INSERT INTO projection_parked (projection, global_position, event_id, reason) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(name)
+    .bind(position)
+    .bind(event_id)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A message from the stream, read or not.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    Event(RecordedEvent),
+    /// Not a CloudEvent we can read; parked under the position it claims
+    /// (or, failing that, minus its stream sequence, so it still sorts).
+    Unreadable {
+        position: i64,
+        reason: String,
+    },
+    /// An event of an aggregate type the projection does not read, known
+    /// by the relay's headers alone: it only moves the checkpoint.
+    Irrelevant {
+        position: i64,
+    },
+}
+
+impl Incoming {
+    pub fn position(&self) -> i64 {
+        match self {
+            Self::Event(event) => event.global_position,
+            Self::Unreadable { position, .. } | Self::Irrelevant { position } => *position,
+        }
+    }
+
+    /// Reads a stream message, skipping the parse of events `projection`
+    /// does not read (told by the `Sextant-Aggregate` and
+    /// `Sextant-Position` headers the relay sets).
+    pub fn from_message(
+        projection: &dyn Projection,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &[u8],
+        stream_sequence: u64,
+    ) -> Self {
+        if let (Some(wanted), Some(headers)) = (projection.aggregate_types(), headers) {
+            let aggregate = headers
+                .get(sextant_adapters::relay::AGGREGATE_HEADER)
+                .map(|v| v.as_str());
+            let position = headers
+                .get(sextant_adapters::relay::POSITION_HEADER)
+                .and_then(|v| v.as_str().parse::<i64>().ok());
+            if let (Some(aggregate), Some(position)) = (aggregate, position) {
+                if !wanted.contains(&aggregate) {
+                    return Self::Irrelevant { position };
+                }
+            }
+        }
+        Self::from_payload(payload, stream_sequence)
+    }
+
+    pub fn from_payload(payload: &[u8], stream_sequence: u64) -> Self {
+        match serde_json::from_slice::<CloudEvent>(payload) {
+            Ok(event) => Self::Event(event.into_recorded()),
+            Err(err) => {
+                let position = serde_json::from_slice::<serde_json::Value>(payload)
+                    .ok()
+                    .and_then(|v| v.get("sextantposition").and_then(serde_json::Value::as_i64))
+                    .unwrap_or(-(stream_sequence as i64));
+                Self::Unreadable {
+                    position,
+                    reason: format!("unreadable CloudEvent: {err}"),
+                }
+            }
+        }
+    }
+}
+
+/// Runs one projection from the stream until shutdown.
+pub struct Projector {
+    pool: PgPool,
+    js: jetstream::Context,
+    settings: StreamSettings,
+    projection: Arc<dyn Projection>,
+}
+
+impl Projector {
+    pub fn new(
+        pool: PgPool,
+        js: jetstream::Context,
+        settings: StreamSettings,
+        projection: Arc<dyn Projection>,
+    ) -> Self {
+        Self {
+            pool,
+            js,
+            settings,
+            projection,
+        }
+    }
+
+    pub fn consumer_name(projection: &str) -> String {
+        format!("sextant_projection_{projection}")
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut delay = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            match self.consume(&shutdown).await {
+                Ok(()) => break,
+                Err(err) => {
+                    tracing::warn!(projection = self.projection.name(), error = %err, "projector interrupted; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn consume(&self, shutdown: &CancellationToken) -> Result<(), anyhow::Error> {
+        let name = self.projection.name();
+        // The lock lives as long as this connection; while it is held no
+        // other process projects `name`.
+        let mut lock_conn = self.pool.acquire().await?.detach();
+        loop {
+            let leading: bool = sqlx::query_scalar(
+                "SELECT pg_try_advisory_lock(hashtext('sextant.projector.' || $1))",
+            )
+            .bind(name)
+            .fetch_one(&mut lock_conn)
+            .await?;
+            if leading {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        tracing::debug!(projection = name, "projector leads");
+        let store_id = sextant_adapters::db::store_id(&self.pool).await?;
+        let mut stream = stream::ensure_stream(&self.js, &self.settings, store_id).await?;
+        let resume_after: i64 = sqlx::query_scalar(
+            "SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or(0);
+        let last_on_stream = stream.info().await?.state.last_sequence;
+        // A stream emptier than the checkpoint was recreated: read it all
+        // again (positions at or below the checkpoint are skipped anyway).
+        let deliver_policy = if resume_after <= 0 || resume_after as u64 > last_on_stream {
+            consumer::DeliverPolicy::All
+        } else {
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: resume_after as u64 + 1,
+            }
+        };
+        let durable = Self::consumer_name(name);
+        let _ = stream.delete_consumer(&durable).await;
+        let consumer: consumer::PullConsumer = stream
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(durable),
+                ack_policy: consumer::AckPolicy::Explicit,
+                deliver_policy,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 20_000,
+                ..Default::default()
+            })
+            .await?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(BATCH)
+            .heartbeat(Duration::from_secs(2))
+            .expires(Duration::from_secs(10))
+            .messages()
+            .await?;
+        let mut chunks = messages.ready_chunks(BATCH);
+        loop {
+            let chunk = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else {
+                anyhow::bail!("the consumer's message stream ended");
+            };
+            let mut messages = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                messages.push(item.map_err(|e| anyhow::anyhow!("stream: {e}"))?);
+            }
+            let mut last_sequence = 0;
+            let incoming: Vec<Incoming> = messages
+                .iter()
+                .map(|m| {
+                    let sequence = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                    last_sequence = last_sequence.max(sequence);
+                    Incoming::from_message(
+                        self.projection.as_ref(),
+                        m.headers.as_ref(),
+                        &m.payload,
+                        sequence,
+                    )
+                })
+                .collect();
+            tracing::debug!(
+                projection = name,
+                events = incoming.len(),
+                "applying a batch"
+            );
+            let mut tx = self.pool.begin().await?;
+            let position =
+                apply_batch(&mut tx, self.projection.as_ref(), &incoming, last_sequence).await?;
+            tx.commit().await?;
+            metrics::gauge!("sextant_projection_position", "projection" => name)
+                .set(position as f64);
+            for message in &messages {
+                // An ack lost here only means a redelivery, which the
+                // checkpoint skips.
+                if let Err(err) = message.ack().await {
+                    tracing::debug!(error = %err, "ack failed; the message will be redelivered and skipped");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Read-your-writes: a query may ask for `min_position=N` and then waits
+//! (up to the configured bound) until the read model it reads has reached N;
+//! past the bound it answers 503 with the position it did reach. Every
+//! answer carries the read model's position in `Sextant-Position`.
+
+use std::time::{Duration, Instant};
+
+use sextant_adapters::http::Problem;
+use sextant_projections::runtime::position_of;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Waits until `projection` reaches `min` (if given); answers its position.
+/// A `min` no committed event has is refused at once (422), not waited for.
+pub async fn reach(state: &AppState, projection: &str, min: Option<i64>) -> Result<i64, ApiError> {
+    let position = position_of(&state.pool, projection).await?;
+    let Some(min) = min.filter(|m| *m > position) else {
+        return Ok(position);
+    };
+    if min > sextant_adapters::db::head_position(&state.pool).await? {
+        return Err(Problem::invalid_field(
+            "min_position",
+            format!("no committed event has position {min}"),
+        )
+        .into());
+    }
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let position = position_of(&state.pool, projection).await?;
+        if position >= min {
+            return Ok(position);
+        }
+        if started.elapsed() >= state.min_position_wait {
+            let mut problem = Problem::unavailable(format!(
+                "the {projection} read model has reached position {position}, not yet {min}; retry"
+            ));
+            problem.position = Some(position);
+            return Err(problem.into());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// 404 unless the clients read model knows the client (callers wait for it
+/// to reach their `min_position` first).
+pub async fn known_client(state: &AppState, client_id: uuid::Uuid) -> Result<(), ApiError> {
+    let known: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clients_view WHERE client_id = $1)")
+            .bind(client_id)
+            .fetch_one(&state.pool)
+            .await?;
+    if known {
+        Ok(())
+    } else {
+        Err(Problem::client_not_found().into())
+    }
+}

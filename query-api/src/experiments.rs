@@ -1,0 +1,95 @@
+//! Experiments: results per variant with the decision, and assignment.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use sextant_adapters::http::{positioned, ClientScope, Problem, StrictQuery};
+use sextant_domain::experiment::{assign, Variant};
+use sextant_domain::send::input::parse_lead_ref;
+use sextant_projections::experiments::results;
+
+use crate::consistency::reach;
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/clients/{client_id}/experiments/{experiment_id}",
+            get(show),
+        )
+        .route(
+            "/v1/clients/{client_id}/experiments/{experiment_id}/assignment",
+            get(assignment),
+        )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowParams {
+    min_position: Option<i64>,
+}
+
+fn experiment_id(text: &str) -> Result<Uuid, Problem> {
+    Uuid::try_parse(text).map_err(|_| Problem::not_found("no such experiment"))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    ClientScope { client_id, .. }: ClientScope,
+    Path((_, experiment)): Path<(String, String)>,
+    StrictQuery(params): StrictQuery<ShowParams>,
+) -> Result<Response, ApiError> {
+    let experiment = experiment_id(&experiment)?;
+    reach(&state, "sends", params.min_position).await?;
+    let position = reach(&state, "experiments", params.min_position).await?;
+    let (row, decision) = results(&state.pool, client_id, experiment)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such experiment"))?;
+    Ok(positioned(
+        StatusCode::OK,
+        &json!({ "experiment": row, "results": decision }),
+        position,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentParams {
+    min_position: Option<i64>,
+    lead_ref: String,
+}
+
+async fn assignment(
+    State(state): State<AppState>,
+    ClientScope { client_id, .. }: ClientScope,
+    Path((_, experiment)): Path<(String, String)>,
+    StrictQuery(params): StrictQuery<AssignmentParams>,
+) -> Result<Response, ApiError> {
+    let experiment = experiment_id(&experiment)?;
+    let lead_ref = parse_lead_ref(&params.lead_ref)
+        .map_err(|e| Problem::invalid_field(&e.field, e.message))?;
+    let position = reach(&state, "experiments", params.min_position).await?;
+    let variants: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT variants FROM experiments_view WHERE experiment_id = $1 AND client_id = $2",
+    )
+    .bind(experiment)
+    .bind(client_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let variants: Vec<Variant> =
+        serde_json::from_value(variants.ok_or_else(|| Problem::not_found("no such experiment"))?)
+            .map_err(anyhow::Error::from)?;
+    let variant = assign(experiment, &lead_ref, &variants).map(|v| v.id.clone());
+    Ok(positioned(
+        StatusCode::OK,
+        &json!({ "experiment_id": experiment, "lead_ref": lead_ref, "variant": variant }),
+        position,
+    ))
+}

@@ -1,0 +1,277 @@
+//! Cross-client learning: only consenting clients are pooled, a platform
+//! row needs at least five of them with fifty sends each, no client
+//! identifier is ever shown, consent gates access, new clients start from
+//! priors (industry → platform → published benchmarks) that say their
+//! level, and approved platform practices reach consenting clients'
+//! best practices.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sextant_tests::simulator::{world, Planted};
+use sextant_tests::{Running, TestEnv, OPERATOR_KEY};
+use uuid::Uuid;
+
+const PLANTED: [Planted; 1] = [Planted {
+    family: "what",
+    feature: "cta",
+    value: "meeting",
+    multiplier: 1.8,
+}];
+
+async fn consent(app: &Running, client: Uuid, given: bool) -> i64 {
+    let answer = app
+        .command(
+            Method::PATCH,
+            &format!("/v1/clients/{client}"),
+            Some(OPERATOR_KEY),
+            Some(json!({ "data_sharing_consent": given })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    answer.position()
+}
+
+async fn traffic(app: &Running, client: Uuid, seed: u64) -> i64 {
+    let (sends, outcomes) = world(seed, 800, &PLANTED);
+    let mut position = 0;
+    for (path, items) in [("sends", sends), ("outcomes", outcomes)] {
+        let answer = app
+            .command(
+                Method::POST,
+                &format!("/v1/clients/{client}/{path}"),
+                Some(OPERATOR_KEY),
+                Some(json!({ path: items })),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        position = position.max(answer.position());
+    }
+    position
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_patterns_pool_only_consenting_clients_and_name_none_of_them() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let mut clients = Vec::new();
+    let mut position = 0;
+    for i in 0..6 {
+        let (client, _) = app.register_client(&format!("Fintech {i}")).await;
+        if i < 5 {
+            consent(&app, client, true).await;
+        }
+        position = position.max(traffic(&app, client, 100 + i).await);
+        clients.push(client);
+    }
+    let read = |path: String, key: String| {
+        let app = &app;
+        async move { app.query(&path, Some(&key)).await }
+    };
+    let table = read(
+        format!("/v1/patterns/platform/what?min_position={position}"),
+        OPERATOR_KEY.into(),
+    )
+    .await;
+    assert_eq!(table.status, StatusCode::OK, "{table:?}");
+    assert_eq!(
+        table.body["contributing_clients"], 5,
+        "the client without consent is not pooled"
+    );
+    assert_eq!(table.body["baseline_sends"], 4000);
+    assert_eq!(table.body["rows"][0]["key"], "cta=meeting", "{table:?}");
+    assert_eq!(table.body["rows"][0]["clients"], 5);
+    let text = table.body.to_string();
+    for client in &clients {
+        assert!(
+            !text.contains(&client.to_string()),
+            "a client id leaked into platform patterns"
+        );
+    }
+    assert!(!text.contains("Fintech"), "a client name leaked");
+
+    // Consent gates access for client keys.
+    let sharing_key = app.issue_key(clients[0], "reader").await;
+    let private_key = app.issue_key(clients[5], "reader").await;
+    let allowed = read(
+        format!("/v1/patterns/platform/who?min_position={position}"),
+        sharing_key,
+    )
+    .await;
+    assert_eq!(allowed.status, StatusCode::OK, "{allowed:?}");
+    let refused = read(
+        format!("/v1/patterns/platform/who?min_position={position}"),
+        private_key,
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    assert!(refused.body["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("consent"));
+
+    // Four contributors are not enough.
+    let withdrawn = consent(&app, clients[4], false).await;
+    let thin = read(
+        format!("/v1/patterns/platform/what?min_position={withdrawn}"),
+        OPERATOR_KEY.into(),
+    )
+    .await;
+    assert_eq!(thin.body["rows"], json!([]), "{thin:?}");
+    assert_eq!(thin.body["contributing_clients"], 0);
+    app.stop().await;
+}
+
+fn levels(answer: &Value) -> Vec<(String, String)> {
+    answer["suggestions"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .map(|x| {
+                    (
+                        x["level"].as_str().unwrap_or("").to_owned(),
+                        x["outcome"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_clients_start_from_priors_that_say_their_level_and_practices_reach_consenting_clients()
+{
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let mut position = 0;
+    for i in 0..5 {
+        let (client, _) = app.register_client(&format!("Fintech {i}")).await;
+        consent(&app, client, true).await;
+        position = position.max(traffic(&app, client, 200 + i).await);
+    }
+    env.eventually(
+        "the patterns catch up",
+        std::time::Duration::from_secs(30),
+        || async {
+            env.checkpoint("patterns").await >= position
+                && env.checkpoint("clients").await >= position
+        },
+    )
+    .await;
+
+    // A new fintech client that shares: its industry's patterns.
+    let (sharing, _) = app.register_client("New sharing fintech").await;
+    consent(&app, sharing, true).await;
+    let run = app
+        .command(
+            Method::POST,
+            &format!("/v1/clients/{sharing}/suggestions/run"),
+            Some(OPERATOR_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "{run:?}");
+    let got = levels(&run.body);
+    assert!(
+        !got.is_empty()
+            && got
+                .iter()
+                .all(|(level, outcome)| level == "industry" && outcome == "proposed"),
+        "{got:?}"
+    );
+    let queue = app
+        .query(
+            &format!(
+                "/v1/clients/{sharing}/approvals?min_position={}",
+                run.position()
+            ),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    let first = queue.body["items"][0].clone();
+    assert_eq!(first["source"], "cross_client_patterns", "{queue:?}");
+    assert_eq!(first["evidence"]["level"], "industry");
+    assert_eq!(
+        first["patch"],
+        json!({ "playbook": { "priors": { "what": { "cta=meeting": "prefer" } } } })
+    );
+
+    // A new client that does not share: published benchmarks, applied as
+    // best practices.
+    let (private, _) = app.register_client("New private").await;
+    let run = app
+        .command(
+            Method::POST,
+            &format!("/v1/clients/{private}/suggestions/run"),
+            Some(OPERATOR_KEY),
+            None,
+        )
+        .await;
+    let got = levels(&run.body);
+    assert!(
+        !got.is_empty() && got.iter().all(|(level, _)| level == "benchmark"),
+        "{got:?}"
+    );
+    let context = app
+        .query(
+            &format!(
+                "/v1/clients/{private}/context?min_position={}",
+                run.position()
+            ),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    assert_eq!(
+        context.body["document"]["best_practices"]["benchmarks"]["what:subject_words=1-3"],
+        "prefer",
+        "{context:?}"
+    );
+
+    // A platform practice the operator approves reaches every consenting
+    // client's best practices, and no other.
+    let answer = app
+        .command(Method::POST, "/v1/patterns/platform/practices", Some(OPERATOR_KEY),
+            Some(json!({ "family": "what", "key": "cta=meeting", "verdict": "prefer", "note": "meeting asks win across fintech" })))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    assert_eq!(answer.body["applied"], 6, "{answer:?}");
+    let shared = app
+        .query(
+            &format!(
+                "/v1/clients/{sharing}/context?min_position={}",
+                answer.position()
+            ),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    assert_eq!(
+        shared.body["document"]["best_practices"]["platform"]["what:cta=meeting"],
+        "prefer"
+    );
+    let kept_out = app
+        .query(
+            &format!(
+                "/v1/clients/{private}/context?min_position={}",
+                answer.position()
+            ),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    assert!(
+        kept_out.body["document"]["best_practices"]
+            .get("platform")
+            .is_none(),
+        "{kept_out:?}"
+    );
+    let bad = app
+        .command(
+            Method::POST,
+            "/v1/patterns/platform/practices",
+            Some(OPERATOR_KEY),
+            Some(
+                json!({ "family": "why", "key": "cta=meeting", "verdict": "prefer", "note": "x" }),
+            ),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}

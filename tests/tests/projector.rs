@@ -1,0 +1,208 @@
+//! The projection runtime under faults: a batch that fails after delivery is
+//! delivered again (never skipped), a poison event is parked while the rest
+//! goes on, and only one projector per projection runs at a time.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use sextant_projections::replay;
+use sextant_tests::{Parts, Running, TcpCut, TestEnv, OPERATOR_KEY};
+
+async fn head(env: &TestEnv) -> i64 {
+    env.event_ids().await.last().map(|(p, _)| *p).unwrap_or(0)
+}
+
+async fn audited(env: &TestEnv) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&env.pool)
+        .await
+        .expect("count")
+}
+
+async fn work(app: &Running, n: usize) {
+    for i in 0..n {
+        let (client, _) = app.register_client(&format!("Client {i}")).await;
+        let answer = app
+            .command(
+                Method::PATCH,
+                &format!("/v1/clients/{client}"),
+                Some(OPERATOR_KEY),
+                Some(json!({ "region": "NZ" })),
+            )
+            .await;
+        assert!(answer.status.is_success(), "{answer:?}");
+    }
+}
+
+fn proxied(env: &TestEnv, proxy: &TcpCut) -> String {
+    let mut url = reqwest::Url::parse(&env.database_url).expect("url");
+    let _ = url.set_port(Some(proxy.port));
+    url.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_fails_after_delivery_is_delivered_again_not_skipped() {
+    let env = TestEnv::new().await;
+    let upstream = {
+        let url = reqwest::Url::parse(&env.database_url).expect("url");
+        format!(
+            "{}:{}",
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port().unwrap_or(5432)
+        )
+    };
+    let proxy = TcpCut::start(upstream).await;
+    let writers = env
+        .start_with(Parts {
+            relay: true,
+            projectors: false,
+        })
+        .await;
+    let mut settings = env.settings();
+    settings.database_url = proxied(&env, &proxy).into();
+    let projectors = env
+        .start_against(
+            &settings,
+            Parts {
+                relay: false,
+                projectors: true,
+            },
+        )
+        .await;
+
+    work(&writers, 3).await;
+    let first = head(&env).await;
+    env.eventually(
+        "the projector catches up",
+        Duration::from_secs(10),
+        || async { env.checkpoint("audit").await == first },
+    )
+    .await;
+
+    // The projector's database goes away while events keep arriving: the
+    // batches it has been delivered fail.
+    proxy.cut();
+    work(&writers, 3).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.restore();
+    work(&writers, 2).await;
+
+    // Well within JetStream's 30 s redelivery: nothing waits for it.
+    let last = head(&env).await;
+    env.eventually(
+        "the projector catches up after the outage",
+        Duration::from_secs(15),
+        || async { env.checkpoint("audit").await == last },
+    )
+    .await;
+    assert_eq!(
+        audited(&env).await as usize,
+        env.event_ids().await.len(),
+        "an event was skipped"
+    );
+    let audit = sextant_projections::by_name("audit").expect("audit");
+    let live = replay::checksum(&env.pool, audit.as_ref())
+        .await
+        .expect("checksum");
+    replay::rebuild(&env.pool, audit.clone(), false)
+        .await
+        .expect("rebuild");
+    assert_eq!(
+        replay::checksum(&env.pool, audit.as_ref())
+            .await
+            .expect("checksum"),
+        live
+    );
+    projectors.stop().await;
+    writers.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_parked_with_its_reason_and_the_rest_goes_on() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    work(&app, 1).await;
+    // An event the clients projection cannot read.
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ('client', '00000000-0000-0000-0000-000000000001', 1, 'client_registered', '1', \
+         '{\"type\": \"client_registered\", \"garbage\": true}', \
+         '{\"client_id\": \"00000000-0000-0000-0000-000000000001\"}')",
+    )
+    .execute(&env.pool)
+    .await
+    .expect("insert poison");
+    work(&app, 1).await;
+    let last = head(&env).await;
+    env.eventually(
+        "the clients projection passes the poison event",
+        Duration::from_secs(10),
+        || async { env.checkpoint("clients").await == last },
+    )
+    .await;
+    let parked: Vec<(String, String)> =
+        sqlx::query_as("SELECT projection, reason FROM projection_parked")
+            .fetch_all(&env.pool)
+            .await
+            .expect("parked");
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0].0, "clients");
+    assert!(parked[0].1.contains("malformed"), "{parked:?}");
+    let clients: i64 = sqlx::query_scalar("SELECT count(*) FROM clients_view")
+        .fetch_one(&env.pool)
+        .await
+        .expect("count");
+    assert_eq!(clients, 2, "the events after the poison one were applied");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.query_url))
+        .send()
+        .await
+        .expect("metrics");
+    let text = metrics.text().await.unwrap_or_default();
+    assert!(text.contains("sextant_projection_parked_total"), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_running_projectors_apply_each_event_once() {
+    let env = TestEnv::new().await;
+    let first = env.start().await;
+    let second = env
+        .start_with(Parts {
+            relay: false,
+            projectors: true,
+        })
+        .await;
+    work(&first, 6).await;
+    let last = head(&env).await;
+    env.eventually(
+        "the projections catch up",
+        Duration::from_secs(15),
+        || async {
+            env.checkpoint("audit").await == last && env.checkpoint("clients").await == last
+        },
+    )
+    .await;
+    assert_eq!(audited(&env).await as usize, env.event_ids().await.len());
+    // Stop the leading process: the other takes over.
+    first.stop().await;
+    let writer = env
+        .start_with(Parts {
+            relay: true,
+            projectors: false,
+        })
+        .await;
+    work(&writer, 2).await;
+    let last = head(&env).await;
+    env.eventually(
+        "the standby projector takes over",
+        Duration::from_secs(15),
+        || async { env.checkpoint("audit").await == last },
+    )
+    .await;
+    assert_eq!(audited(&env).await as usize, env.event_ids().await.len());
+    second.stop().await;
+    writer.stop().await;
+}

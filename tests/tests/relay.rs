@@ -1,0 +1,301 @@
+//! The relay's guarantees: nothing lost, nothing published twice, no event
+//! skipped, one active relay, NATS outages survived.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sextant_adapters::relay::LEADER_LOCK;
+use sextant_adapters::stream::CloudEvent;
+use sextant_tests::{Parts, PrivateNats, Running, TestEnv, OPERATOR_KEY};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Asserts the stream holds exactly the committed events, once each, in
+/// position order, with every aggregate's events in sequence order.
+async fn assert_stream_matches_log(env: &TestEnv) -> Vec<CloudEvent> {
+    env.eventually("the outbox is drained", Duration::from_secs(30), || async {
+        env.outbox_depth().await == 0
+    })
+    .await;
+    let committed = env.event_ids().await;
+    let published = env.stream_events().await;
+    let published_ids: Vec<Uuid> = published.iter().map(|e| e.id).collect();
+    let unique: HashSet<Uuid> = published_ids.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        published_ids.len(),
+        "an event was published twice"
+    );
+    let committed_ids: Vec<Uuid> = committed.iter().map(|(_, id)| *id).collect();
+    assert_eq!(
+        published_ids, committed_ids,
+        "the stream differs from the log"
+    );
+    assert!(
+        published
+            .windows(2)
+            .all(|w| w[0].sextantposition < w[1].sextantposition),
+        "positions do not increase in stream order"
+    );
+    let mut last_sequence: HashMap<String, i64> = HashMap::new();
+    for event in &published {
+        let last = last_sequence.entry(event.source.clone()).or_insert(0);
+        assert_eq!(
+            event.sextantsequence,
+            *last + 1,
+            "aggregate order broken at {event:?}"
+        );
+        *last = event.sextantsequence;
+    }
+    published
+}
+
+async fn some_commands(app: &Running, clients: usize) -> usize {
+    let mut events = 0;
+    for i in 0..clients {
+        let (client, _) = app.register_client(&format!("Client {i}")).await;
+        app.issue_key(client, "reader").await;
+        let answer = app
+            .command(
+                Method::PATCH,
+                &format!("/v1/clients/{client}"),
+                Some(OPERATOR_KEY),
+                Some(json!({ "region": "NZ" })),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        events += 3;
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_between_publishing_and_marking_republishes_nothing_and_loses_nothing() {
+    let mut env = TestEnv::new().await;
+    // A short duplicate window: the restart below comes after it has passed,
+    // so JetStream's own dedupe cannot be what saves us.
+    env.stream.duplicate_window = Duration::from_secs(1);
+    let app = env
+        .start_with(Parts {
+            relay: false,
+            projectors: true,
+        })
+        .await;
+    let produced = some_commands(&app, 3).await;
+
+    // The first relay publishes a batch and "dies" before marking it.
+    let doomed = env.relay().await;
+    let store_id = sextant_adapters::db::store_id(&env.pool)
+        .await
+        .expect("store id");
+    sextant_adapters::stream::ensure_stream(&env.jetstream().await, &env.stream, store_id)
+        .await
+        .expect("stream");
+    let batch = doomed.next_batch().await.expect("batch");
+    assert_eq!(batch.len(), produced);
+    doomed.publish(&batch).await.expect("publish");
+    drop(doomed);
+    assert_eq!(
+        env.outbox_depth().await,
+        produced as i64,
+        "nothing was marked"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // More work arrives, then a new relay starts.
+    let more = some_commands(&app, 1).await;
+    let stop = CancellationToken::new();
+    let relay = tokio::spawn(env.relay().await.run(stop.clone()));
+    let published = assert_stream_matches_log(&env).await;
+    assert_eq!(published.len(), produced + more);
+
+    // The projection saw each event once.
+    let head = env.event_ids().await.last().map(|(p, _)| *p).unwrap_or(0);
+    env.eventually(
+        "the audit projection catches up",
+        Duration::from_secs(10),
+        || async { env.checkpoint("audit").await == head },
+    )
+    .await;
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(&env.pool)
+        .await
+        .expect("count");
+    assert_eq!(audited as usize, produced + more);
+    stop.cancel();
+    let _ = relay.await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_are_accepted_while_nats_is_down_and_reach_the_stream_once_it_returns() {
+    let mut nats = PrivateNats::start().await;
+    let env = TestEnv::with_nats(&nats.url()).await;
+    let app = env.start().await;
+    let before = some_commands(&app, 1).await;
+    env.eventually(
+        "the first events are published",
+        Duration::from_secs(10),
+        || async { env.outbox_depth().await == 0 },
+    )
+    .await;
+
+    nats.stop().await;
+    let during = some_commands(&app, 5).await;
+    assert_eq!(
+        env.outbox_depth().await,
+        during as i64,
+        "the outbox buffers while NATS is down"
+    );
+    // Queries still serve, and say how stale they are.
+    let ready = app.query("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert!(
+        ready.body["projections"]["audit"]["lag"]
+            .as_i64()
+            .unwrap_or(0)
+            > 0,
+        "{ready:?}"
+    );
+    let listed = app.query("/v1/clients", Some(OPERATOR_KEY)).await;
+    assert_eq!(listed.status, StatusCode::OK);
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    nats.restart().await;
+    let published = assert_stream_matches_log(&env).await;
+    assert_eq!(published.len(), before + during);
+    let head = published.last().map(|e| e.sextantposition).unwrap_or(0);
+    env.eventually(
+        "projections catch up after the outage",
+        Duration::from_secs(30),
+        || async {
+            env.checkpoint("audit").await == head && env.checkpoint("clients").await == head
+        },
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_transaction_among_concurrent_writers_is_neither_skipped_nor_reordered() {
+    let env = TestEnv::new().await;
+    let app = env
+        .start_with(Parts {
+            relay: true,
+            projectors: false,
+        })
+        .await;
+
+    // A transaction that appends an event, then dawdles before committing.
+    let slow_pool = env.pool.clone();
+    let (inserted_tx, inserted_rx) = tokio::sync::oneshot::channel();
+    let slow = tokio::spawn(async move {
+        let mut tx = slow_pool.begin().await.expect("begin");
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+             VALUES ('probe', 'slow', 1, 'probed', '1', '{}', '{}')",
+        )
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+        let _ = inserted_tx.send(());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tx.commit().await.expect("commit");
+    });
+    inserted_rx.await.expect("the slow transaction inserted");
+
+    // Meanwhile, many writers.
+    let app = std::sync::Arc::new(app);
+    let mut writers = Vec::new();
+    for w in 0..6 {
+        let app = app.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..5 {
+                app.register_client(&format!("Writer {w}.{i}")).await;
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    slow.await.expect("slow transaction");
+    let published = assert_stream_matches_log(&env).await;
+    assert_eq!(published.len(), 31);
+    assert!(published.iter().any(|e| e.sextantaggregate == "probe"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_at_once_publish_each_event_once_and_only_one_leads() {
+    let env = TestEnv::new().await;
+    let app = env.start_with(Parts::apis_only()).await;
+    let stop = CancellationToken::new();
+    let first = tokio::spawn(env.relay().await.run(stop.clone()));
+    let second = tokio::spawn(env.relay().await.run(stop.clone()));
+
+    let produced = some_commands(&app, 8).await;
+    let published = assert_stream_matches_log(&env).await;
+    assert_eq!(published.len(), produced);
+    let leaders = || async {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE d.datname = current_database() AND l.locktype = 'advisory' AND l.granted \
+             AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+        )
+        .bind(LEADER_LOCK)
+        .fetch_one(&env.pool)
+        .await
+        .expect("locks");
+        held
+    };
+    env.eventually("one relay leads", Duration::from_secs(10), || async {
+        leaders().await == 1
+    })
+    .await;
+    // ... and only one: the other stands by, however long we watch.
+    for _ in 0..10 {
+        assert!(leaders().await <= 1, "two relays lead at once");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    stop.cancel();
+    let _ = first.await;
+    let _ = second.await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_refuses_a_stream_that_belongs_to_another_event_store_and_keeps_its_outbox() {
+    let first = TestEnv::new().await;
+    let app = first.start().await;
+    let produced = some_commands(&app, 1).await;
+    assert_stream_matches_log(&first).await;
+
+    // A second database, misconfigured to use the first one's stream.
+    let mut second = TestEnv::new().await;
+    second.stream = first.stream.clone();
+    let other = second
+        .start_with(Parts {
+            relay: true,
+            projectors: false,
+        })
+        .await;
+    let (_, position) = other.register_client("Elsewhere").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        second.outbox_depth().await,
+        1,
+        "the event waits in the outbox, not lost"
+    );
+    assert_eq!(
+        first.stream_events().await.len(),
+        produced,
+        "nothing foreign was published"
+    );
+    assert!(position >= 1);
+    other.stop().await;
+    // Dropping `second` must not delete the first store's stream.
+    second.stream.name = format!("{}_gone", second.stream.name);
+    app.stop().await;
+}

@@ -1,0 +1,366 @@
+//! Provider webhooks end to end: every provider's documented payloads,
+//! signed as the provider signs them, land as sends and outcomes; bad,
+//! missing and stale signatures are 401 and write nothing; repeats are
+//! deduplicated; what cannot be mapped is dead-lettered, never dropped.
+
+use std::path::PathBuf;
+
+use chrono::{Duration, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sextant_adapters::webhooks::{self, WebhookRequest};
+use sextant_domain::values::Provider;
+use sextant_tests::{Answer, Running, TestEnv, OPERATOR_KEY};
+use uuid::Uuid;
+
+const SECRET: &str = "a-webhook-secret-of-some-length";
+
+fn fixtures(provider: Provider) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../adapters/src/webhooks/fixtures")
+        .join(provider.as_str());
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok())
+        .map(|entry| {
+            let name = entry
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".json")
+                .to_owned();
+            (name, std::fs::read(entry.path()).unwrap_or_default())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Headers a provider would send with `body`: its signature and, for
+/// Salesloft, the event name (the fixture's file name).
+fn headers_for(
+    provider: Provider,
+    name: &str,
+    url: &str,
+    body: &[u8],
+    at: chrono::DateTime<Utc>,
+) -> Vec<(String, String)> {
+    let mut headers = webhooks::sign_for_test(provider, SECRET, "POST", url, body, at);
+    if provider == Provider::Salesloft {
+        headers.push(("x-salesloft-event".into(), name.into()));
+    }
+    headers
+}
+
+async fn deliver(
+    app: &Running,
+    provider: Provider,
+    client: Uuid,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Answer {
+    let url = format!(
+        "{}/v1/webhooks/{}/{client}",
+        app.command_url,
+        provider.as_str()
+    );
+    let mut request = app
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let response = request.send().await.expect("deliver");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn client_with_secret(app: &Running, provider: Provider) -> Uuid {
+    let (client, _) = app.register_client("Acme").await;
+    let answer = app
+        .command(
+            Method::PUT,
+            &format!("/v1/clients/{client}/webhooks/{}", provider.as_str()),
+            Some(OPERATOR_KEY),
+            Some(json!({ "secret": SECRET })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    client
+}
+
+async fn events(env: &TestEnv) -> usize {
+    env.event_ids().await.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_providers_documented_payloads_land_as_sends_and_outcomes_or_dead_letters() {
+    let env = TestEnv::new().await;
+    let app = env.start_with(sextant_tests::Parts::apis_only()).await;
+    for provider in Provider::ALL {
+        let client = client_with_secret(&app, provider).await;
+        let url = format!(
+            "{}/v1/webhooks/{}/{client}",
+            app.command_url,
+            provider.as_str()
+        );
+        let mut landed = 0;
+        for (name, body) in fixtures(provider) {
+            let headers = headers_for(provider, &name, &url, &body, Utc::now());
+            let mut header_map = reqwest::header::HeaderMap::new();
+            for (k, v) in &headers {
+                if let (Ok(k), Ok(v)) = (
+                    reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                    reqwest::header::HeaderValue::from_str(v),
+                ) {
+                    header_map.insert(k, v);
+                }
+            }
+            // What the adapter makes of it (unit-tested against the docs).
+            let expected = webhooks::map_request(
+                provider,
+                &WebhookRequest {
+                    method: "POST",
+                    url: &url,
+                    headers: &header_map,
+                    body: &body,
+                },
+            )
+            .map(|items| items.len())
+            .unwrap_or(0);
+            let answer = deliver(&app, provider, client, &headers, &body).await;
+            assert!(
+                answer.status.is_success(),
+                "{provider:?}/{name}: {answer:?}"
+            );
+            let handled = ["sends", "outcomes", "duplicates", "dead_lettered"]
+                .iter()
+                .map(|k| answer.body[*k].as_u64().unwrap_or(0) as usize)
+                .sum::<usize>();
+            if answer.body["dead_lettered"] == true {
+                continue;
+            }
+            assert_eq!(
+                handled, expected,
+                "{provider:?}/{name}: every mapped item is accounted for: {answer:?}"
+            );
+            landed += answer.body["sends"].as_u64().unwrap_or(0)
+                + answer.body["outcomes"].as_u64().unwrap_or(0);
+        }
+        assert!(landed > 0, "{provider:?}: nothing landed");
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_missing_and_stale_signatures_are_401_and_write_nothing() {
+    let env = TestEnv::new().await;
+    let app = env.start_with(sextant_tests::Parts::apis_only()).await;
+    for provider in Provider::ALL {
+        let client = client_with_secret(&app, provider).await;
+        let before = events(&env).await;
+        let url = format!(
+            "{}/v1/webhooks/{}/{client}",
+            app.command_url,
+            provider.as_str()
+        );
+        let (name, body) = fixtures(provider).into_iter().next().expect("a fixture");
+
+        // Missing.
+        let salesloft_event: Vec<(String, String)> = if provider == Provider::Salesloft {
+            vec![("x-salesloft-event".into(), name.clone())]
+        } else {
+            Vec::new()
+        };
+        let answer = deliver(&app, provider, client, &salesloft_event, &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{provider:?} unsigned: {answer:?}"
+        );
+        // Signed with the wrong secret.
+        let mut wrong = webhooks::sign_for_test(
+            provider,
+            "not-the-secret-at-all",
+            "POST",
+            &url,
+            &body,
+            Utc::now(),
+        );
+        wrong.extend(salesloft_event.clone());
+        let answer = deliver(&app, provider, client, &wrong, &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{provider:?} wrong secret: {answer:?}"
+        );
+        // A body changed after signing (signing providers).
+        if matches!(
+            provider,
+            Provider::Hubspot | Provider::Salesloft | Provider::Outreach | Provider::Smartlead
+        ) {
+            let headers = headers_for(provider, &name, &url, &body, Utc::now());
+            let mut tampered = body.clone();
+            tampered.extend_from_slice(b" ");
+            let answer = deliver(&app, provider, client, &headers, &tampered).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::UNAUTHORIZED,
+                "{provider:?} tampered: {answer:?}"
+            );
+        }
+        assert_eq!(
+            events(&env).await,
+            before,
+            "{provider:?}: a refused delivery wrote events"
+        );
+    }
+    // HubSpot's timestamp tolerance: a replay ten minutes later is stale.
+    let client = client_with_secret(&app, Provider::Hubspot).await;
+    let url = format!("{}/v1/webhooks/hubspot/{client}", app.command_url);
+    let (name, body) = fixtures(Provider::Hubspot)
+        .into_iter()
+        .next()
+        .expect("a fixture");
+    let old = headers_for(
+        Provider::Hubspot,
+        &name,
+        &url,
+        &body,
+        Utc::now() - Duration::minutes(10),
+    );
+    let answer = deliver(&app, Provider::Hubspot, client, &old, &body).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
+    assert!(answer.body["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("signature"));
+    // A client with no secret for the provider, and an unknown provider.
+    let (bare, _) = app.register_client("No secrets").await;
+    let answer = deliver(
+        &app,
+        Provider::Lemlist,
+        bare,
+        &[("x-sextant-webhook-secret".into(), SECRET.into())],
+        b"{}",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let answer = app
+        .send(
+            Method::POST,
+            format!("{}/v1/webhooks/carrier-pigeon/{bare}", app.command_url),
+            None,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_delivery_is_deduplicated_and_an_unknown_event_is_dead_lettered() {
+    let env = TestEnv::new().await;
+    let app = env.start_with(sextant_tests::Parts::apis_only()).await;
+    let client = client_with_secret(&app, Provider::Instantly).await;
+    let url = format!("{}/v1/webhooks/instantly/{client}", app.command_url);
+    let (name, body) = fixtures(Provider::Instantly)
+        .into_iter()
+        .find(|(n, _)| n == "email_sent")
+        .expect("fixture");
+    let headers = headers_for(Provider::Instantly, &name, &url, &body, Utc::now());
+    let first = deliver(&app, Provider::Instantly, client, &headers, &body).await;
+    assert_eq!(first.status, StatusCode::OK, "{first:?}");
+    assert_eq!(first.body["sends"], 1);
+    let before = events(&env).await;
+    for _ in 0..3 {
+        let again = deliver(&app, Provider::Instantly, client, &headers, &body).await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.body["duplicate"], true, "{again:?}");
+    }
+    assert_eq!(events(&env).await, before);
+
+    let unknown = br#"{"event_type": "lead_teleported", "timestamp": "2026-11-18T10:00:00Z", "campaign_id": "c1"}"#;
+    let headers = headers_for(Provider::Instantly, "x", &url, unknown, Utc::now());
+    let answer = deliver(&app, Provider::Instantly, client, &headers, unknown).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+    assert_eq!(answer.body["dead_lettered"], true);
+    let malformed = b"{not json";
+    let headers = headers_for(Provider::Instantly, "x", &url, malformed, Utc::now());
+    let answer = deliver(&app, Provider::Instantly, client, &headers, malformed).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+    let kept: Vec<(String, String)> =
+        sqlx::query_as("SELECT reason, payload FROM webhook_dead_letters ORDER BY id")
+            .fetch_all(&env.pool)
+            .await
+            .expect("dead letters");
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept[0].0.contains("lead_teleported"), "{kept:?}");
+    assert!(kept[0].1.contains("lead_teleported"));
+    assert!(kept[1].0.contains("malformed"), "{kept:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_order_webhooks_lose_nothing() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let client = client_with_secret(&app, Provider::Smartlead).await;
+    let url = format!("{}/v1/webhooks/smartlead/{client}", app.command_url);
+    let mut all = fixtures(Provider::Smartlead);
+    // Reply and open first, the send last.
+    all.sort_by_key(|(name, _)| name == "email_sent");
+    let mut position = 0;
+    for (name, body) in &all {
+        let headers = headers_for(Provider::Smartlead, name, &url, body, Utc::now());
+        let answer = deliver(&app, Provider::Smartlead, client, &headers, body).await;
+        assert!(answer.status.is_success(), "{name}: {answer:?}");
+        position = position.max(answer.body["position"].as_i64().unwrap_or(0));
+    }
+    env.eventually(
+        "the sends projection catches up",
+        std::time::Duration::from_secs(10),
+        || async { env.checkpoint("sends").await >= position },
+    )
+    .await;
+    // The open, reply and unsubscribe of the fixtures' message arrived
+    // before its send; the bounce is of another message, never sent here.
+    let per_message: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT st.provider_message_id, s.send_id IS NOT NULL FROM send_outcomes o \
+         JOIN send_state st ON st.send_id = o.send_id LEFT JOIN sends_view s ON s.send_id = o.send_id \
+         WHERE o.client_id = $1",
+    )
+    .bind(client)
+    .fetch_all(&env.pool).await.expect("outcomes");
+    let attached = per_message
+        .iter()
+        .filter(|(m, a)| m == "a891fe37-c45d-21e8-67ba-fcd44e9c33a8" && *a)
+        .count();
+    let orphans = per_message
+        .iter()
+        .filter(|(m, a)| m != "a891fe37-c45d-21e8-67ba-fcd44e9c33a8" && !*a)
+        .count();
+    assert_eq!(
+        (attached, orphans),
+        (per_message.len() - 1, 1),
+        "{per_message:?}"
+    );
+    let suppressed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM suppression_list WHERE client_id = $1")
+            .bind(client)
+            .fetch_one(&env.pool)
+            .await
+            .expect("count");
+    assert_eq!(
+        suppressed, 1,
+        "the unsubscribe that came before the send suppresses its lead"
+    );
+    app.stop().await;
+}
