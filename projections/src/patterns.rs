@@ -5,7 +5,7 @@
 //! only: statistics are computed when read, so a changed detector is a
 //! replay away and the log is never touched.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sextant_adapters::stream::RecordedEvent;
 use sextant_domain::aggregate_types;
@@ -125,10 +125,14 @@ impl Projection for PatternsProjection {
         .bind(&arriving)
         .fetch_all(&mut *conn)
         .await?;
-        let mut waiting: HashMap<Uuid, Vec<Metric>> = HashMap::new();
+        // Outcomes waiting for their send, by send: those taken from the
+        // table above and those of this batch whose send is not known yet
+        // (it may come later in this very batch). A set, as the table's key
+        // is: one metric per send however often it is reported early.
+        let mut waiting: HashMap<Uuid, BTreeSet<Metric>> = HashMap::new();
         for (id, metric) in pending {
             if let Some(metric) = Metric::parse(&metric) {
-                waiting.entry(id).or_default().push(metric);
+                waiting.entry(id).or_default().insert(metric);
             }
         }
         // The leads this batch sends to, looked up by primary key (a join on
@@ -158,7 +162,6 @@ impl Projection for PatternsProjection {
 
         let mut deltas = Deltas::default();
         let mut new_sends: Vec<(Uuid, Uuid, Vec<String>, Vec<String>)> = Vec::new();
-        let mut new_pending: Vec<(Uuid, &'static str)> = Vec::new();
         let mut touched_leads: BTreeMap<(Uuid, String), ()> = BTreeMap::new();
         for (send_id, client, event) in &parsed {
             match event {
@@ -192,12 +195,20 @@ impl Projection for PatternsProjection {
                             Some((scopes, keys)) => {
                                 deltas.add(*client, scopes, keys, column(metric))
                             }
-                            None => new_pending.push((*send_id, metric.as_str())),
+                            None => {
+                                waiting.entry(*send_id).or_default().insert(metric);
+                            }
                         }
                     }
                 }
             }
         }
+
+        // What is still waiting has no send yet: keep it for when it comes.
+        let new_pending: Vec<(Uuid, &'static str)> = waiting
+            .into_iter()
+            .flat_map(|(id, metrics)| metrics.into_iter().map(move |m| (id, m.as_str())))
+            .collect();
 
         if !new_sends.is_empty() {
             let scopes: Vec<String> = new_sends.iter().map(|s| s.2.join("\u{1f}")).collect();

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sextant_projections::replay;
 use sextant_tests::simulator::{world, Planted};
-use sextant_tests::{Running, TestEnv, OPERATOR_KEY};
+use sextant_tests::{Parts, Running, TestEnv, OPERATOR_KEY};
 use uuid::Uuid;
 
 const PLANTED: [Planted; 2] = [
@@ -342,13 +342,21 @@ async fn a_context_version_that_does_significantly_worse_yields_a_proposed_rollb
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replies_that_arrive_before_their_send_count_once_the_send_arrives() {
+/// A reply and another outcome of the same message reach Sextant before
+/// the message's send. With `one_batch` the projectors start only once all
+/// three are on the stream, so the patterns projection sees them together
+/// (the case a race used to lose); otherwise each is projected on its own.
+async fn early_replies_count_once_their_send_arrives(one_batch: bool) {
     let env = TestEnv::new().await;
-    let app = env.start().await;
-    let (client, _) = app.register_client("Acme").await;
+    let first = env
+        .start_with(Parts {
+            relay: true,
+            projectors: !one_batch,
+        })
+        .await;
+    let (client, _) = first.register_client("Acme").await;
     let post = |path: &'static str, body: Value| {
-        let app = &app;
+        let app = &first;
         async move {
             let answer = app
                 .command(
@@ -362,8 +370,6 @@ async fn replies_that_arrive_before_their_send_count_once_the_send_arrives() {
             answer.position()
         }
     };
-    // The reply first, then another outcome of the same message, each in its
-    // own batch, and only then the send.
     post(
         "outcomes",
         json!({ "provider": "sim", "provider_message_id": "m-1", "kind": "replied",
@@ -382,6 +388,18 @@ async fn replies_that_arrive_before_their_send_count_once_the_send_arrives() {
         "channel": "email", "content": { "cta": "meeting" }, "sent_at": "2026-11-18T09:00:00Z" }),
     )
     .await;
+    let app = if one_batch {
+        env.eventually(
+            "every event on the stream",
+            Duration::from_secs(10),
+            || async { env.outbox_depth().await == 0 },
+        )
+        .await;
+        first.stop().await;
+        env.start().await
+    } else {
+        first
+    };
     let table = app
         .query(
             &format!("/v1/clients/{client}/patterns/what?min_position={position}"),
@@ -392,4 +410,14 @@ async fn replies_that_arrive_before_their_send_count_once_the_send_arrives() {
     assert_eq!(table.body["rows"][0]["key"], "cta=meeting");
     assert_eq!(table.body["rows"][0]["events"], 1);
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_that_arrive_before_their_send_count_once_the_send_arrives() {
+    early_replies_count_once_their_send_arrives(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_projected_in_one_batch_with_their_later_send_count_once() {
+    early_replies_count_once_their_send_arrives(true).await;
 }
