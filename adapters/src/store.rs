@@ -92,7 +92,17 @@ pub enum CommandError<E: std::error::Error> {
 
 /// Optimistic-concurrency conflicts are retried this often: the command is
 /// decided again against the state that won, so a retry is always safe.
-const CONFLICT_RETRIES: usize = 3;
+/// Eight reviewers and agents working one client at once needed more than
+/// three (the fault suite's contention test saw 409s for plain proposals).
+const CONFLICT_RETRIES: u32 = 10;
+
+/// A random pause before retry `attempt`: up to 1 ms, doubling to at most
+/// 64 ms, so writers that collided do not collide again in lockstep.
+fn conflict_backoff(attempt: u32) -> std::time::Duration {
+    let ceiling_us = 1000u64 << attempt.min(6);
+    let random = (uuid::Uuid::new_v4().as_u128() as u64) % ceiling_us;
+    std::time::Duration::from_micros(random)
+}
 
 impl<A> CommandStore<A>
 where
@@ -149,7 +159,10 @@ where
                 .await
                 .map_err(classify);
             match outcome {
-                Err(CommandError::Conflict) if attempt < CONFLICT_RETRIES => attempt += 1,
+                Err(CommandError::Conflict) if attempt < CONFLICT_RETRIES => {
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
+                    attempt += 1;
+                }
                 other => break other?,
             }
         }

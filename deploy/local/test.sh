@@ -170,6 +170,10 @@ smoke() {
 mkdir -p "$LOG_DIR"
 nextest_log=$LOG_DIR/nextest.log
 
+# The fault suite kill -9s the real binaries: build them beside the tests.
+say "cargo build --bins (the fault suite runs the real sextant-command and sextant-query)"
+cargo build --bins -p sextant-command-api -p sextant-query-api
+
 say "cargo nextest run --workspace --no-fail-fast${*:+ $*} (DATABASE_URL=$(redact_url "$DATABASE_URL"), NATS_URL=$(redact_url "$NATS_URL"))"
 set +e
 cargo nextest run --workspace --no-fail-fast "$@" 2>&1 | tee "$nextest_log"

@@ -8,14 +8,24 @@
 //! - [`PrivateNats`]: a nats-server of the test's own, to stop and restart.
 //! - [`TcpCut`]: a TCP proxy that can cut every connection, to take a real
 //!   Postgres "down" for one test without touching anybody else's.
+//! - [`PrivatePostgres`]: a Postgres cluster of the test's own, to crash
+//!   and restart.
+//! - [`procs`]: the real service binaries as child processes, to `kill -9`.
+//! - [`load`]: retrying load with a ledger, and the counting checks the
+//!   fault suite proves "nothing lost, nothing duplicated" with.
 
 pub mod bench;
+pub mod checks;
 pub mod fake_llm;
+pub mod load;
 pub mod nats;
+pub mod postgres;
+pub mod procs;
 pub mod proxy;
 pub mod simulator;
 
 pub use nats::PrivateNats;
+pub use postgres::PrivatePostgres;
 pub use proxy::TcpCut;
 
 use std::time::Duration;
@@ -57,6 +67,8 @@ pub fn with_database(url: &str, db: &str) -> String {
 /// A fresh database and stream for one test.
 pub struct TestEnv {
     pub db_name: String,
+    /// The server's maintenance database, where this one was created.
+    pub admin_url: String,
     pub database_url: String,
     pub pool: PgPool,
     pub nats_url: String,
@@ -69,9 +81,15 @@ impl TestEnv {
     }
 
     pub async fn with_nats(nats_url: &str) -> Self {
+        Self::on(&admin_database_url(), nats_url).await
+    }
+
+    /// A fresh database on the Postgres server `admin` names (a
+    /// [`PrivatePostgres`], say) and a fresh stream on `nats_url`.
+    pub async fn on(admin: &str, nats_url: &str) -> Self {
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("sextant_test_{id}");
-        let admin = admin_database_url();
+        let admin = admin.to_owned();
         let mut conn = PgConnection::connect(&admin)
             .await
             .expect("connect to the admin database");
@@ -88,6 +106,7 @@ impl TestEnv {
         db::migrate(&pool).await.expect("migrate");
         Self {
             db_name,
+            admin_url: admin,
             database_url,
             pool,
             nats_url: nats_url.to_owned(),
@@ -295,7 +314,7 @@ impl Drop for TestEnv {
         let db_name = self.db_name.clone();
         let stream = self.stream.name.clone();
         let nats = self.nats_url.clone();
-        let admin = admin_database_url();
+        let admin = self.admin_url.clone();
         self.pool.close_event();
         // Async work cannot run in drop; a short-lived runtime on its own
         // thread can.
@@ -382,6 +401,18 @@ impl Answer {
 }
 
 impl Running {
+    /// A handle on services running elsewhere (child processes, say):
+    /// requests only, nothing to stop.
+    pub fn at(command_url: String, query_url: String) -> Self {
+        Self {
+            command_url,
+            query_url,
+            shutdown: CancellationToken::new(),
+            tasks: Vec::new(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         for task in self.tasks {

@@ -1,56 +1,13 @@
 //! The relay's guarantees: nothing lost, nothing published twice, no event
 //! skipped, one active relay, NATS outages survived.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sextant_adapters::relay::LEADER_LOCK;
-use sextant_adapters::stream::CloudEvent;
 use sextant_tests::{Parts, PrivateNats, Running, TestEnv, OPERATOR_KEY};
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
-
-/// Asserts the stream holds exactly the committed events, once each, in
-/// position order, with every aggregate's events in sequence order.
-async fn assert_stream_matches_log(env: &TestEnv) -> Vec<CloudEvent> {
-    env.eventually("the outbox is drained", Duration::from_secs(30), || async {
-        env.outbox_depth().await == 0
-    })
-    .await;
-    let committed = env.event_ids().await;
-    let published = env.stream_events().await;
-    let published_ids: Vec<Uuid> = published.iter().map(|e| e.id).collect();
-    let unique: HashSet<Uuid> = published_ids.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        published_ids.len(),
-        "an event was published twice"
-    );
-    let committed_ids: Vec<Uuid> = committed.iter().map(|(_, id)| *id).collect();
-    assert_eq!(
-        published_ids, committed_ids,
-        "the stream differs from the log"
-    );
-    assert!(
-        published
-            .windows(2)
-            .all(|w| w[0].sextantposition < w[1].sextantposition),
-        "positions do not increase in stream order"
-    );
-    let mut last_sequence: HashMap<String, i64> = HashMap::new();
-    for event in &published {
-        let last = last_sequence.entry(event.source.clone()).or_insert(0);
-        assert_eq!(
-            event.sextantsequence,
-            *last + 1,
-            "aggregate order broken at {event:?}"
-        );
-        *last = event.sextantsequence;
-    }
-    published
-}
 
 async fn some_commands(app: &Running, clients: usize) -> usize {
     let mut events = 0;
@@ -108,7 +65,7 @@ async fn a_relay_killed_between_publishing_and_marking_republishes_nothing_and_l
     let more = some_commands(&app, 1).await;
     let stop = CancellationToken::new();
     let relay = tokio::spawn(env.relay().await.run(stop.clone()));
-    let published = assert_stream_matches_log(&env).await;
+    let published = env.assert_stream_matches_log().await;
     assert_eq!(published.len(), produced + more);
 
     // The projection saw each event once.
@@ -164,7 +121,7 @@ async fn commands_are_accepted_while_nats_is_down_and_reach_the_stream_once_it_r
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     nats.restart().await;
-    let published = assert_stream_matches_log(&env).await;
+    let published = env.assert_stream_matches_log().await;
     assert_eq!(published.len(), before + during);
     let head = published.last().map(|e| e.sextantposition).unwrap_or(0);
     env.eventually(
@@ -221,7 +178,7 @@ async fn a_slow_transaction_among_concurrent_writers_is_neither_skipped_nor_reor
         writer.await.expect("writer");
     }
     slow.await.expect("slow transaction");
-    let published = assert_stream_matches_log(&env).await;
+    let published = env.assert_stream_matches_log().await;
     assert_eq!(published.len(), 31);
     assert!(published.iter().any(|e| e.sextantaggregate == "probe"));
 }
@@ -235,7 +192,7 @@ async fn two_relays_at_once_publish_each_event_once_and_only_one_leads() {
     let second = tokio::spawn(env.relay().await.run(stop.clone()));
 
     let produced = some_commands(&app, 8).await;
-    let published = assert_stream_matches_log(&env).await;
+    let published = env.assert_stream_matches_log().await;
     assert_eq!(published.len(), produced);
     let leaders = || async {
         let held: i64 = sqlx::query_scalar(
@@ -270,7 +227,7 @@ async fn a_relay_refuses_a_stream_that_belongs_to_another_event_store_and_keeps_
     let first = TestEnv::new().await;
     let app = first.start().await;
     let produced = some_commands(&app, 1).await;
-    assert_stream_matches_log(&first).await;
+    first.assert_stream_matches_log().await;
 
     // A second database, misconfigured to use the first one's stream.
     let mut second = TestEnv::new().await;

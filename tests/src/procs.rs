@@ -1,0 +1,148 @@
+//! The real service binaries as child processes, for the faults only a
+//! process can suffer: `kill -9` mid-load, then a restart on the same port.
+//!
+//! The binaries are the ones cargo built beside the test binary
+//! (`target/<profile>/sextant-command`, `…/sextant-query`);
+//! `deploy/local/test.sh` builds them before the tests run.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use crate::nats::free_port;
+use crate::{TestEnv, OPERATOR_KEY};
+
+/// Which binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    /// `sextant-command`: the command API, the relay and the suggestion
+    /// engine.
+    Command,
+    /// `sextant-query`: the query API and every projector.
+    Query,
+}
+
+impl Binary {
+    fn name(self) -> &'static str {
+        match self {
+            Binary::Command => "sextant-command",
+            Binary::Query => "sextant-query",
+        }
+    }
+
+    fn addr_var(self) -> &'static str {
+        match self {
+            Binary::Command => "SEXTANT_COMMAND_ADDR",
+            Binary::Query => "SEXTANT_QUERY_ADDR",
+        }
+    }
+
+    /// `target/<profile>/<name>`: the test binary runs from
+    /// `target/<profile>/deps`.
+    pub fn path(self) -> PathBuf {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/<profile>");
+        let path = profile_dir.join(self.name());
+        assert!(
+            path.exists(),
+            "{} is missing: build it first (cargo build --bins)",
+            path.display()
+        );
+        path
+    }
+}
+
+/// One running service process.
+pub struct Service {
+    pub binary: Binary,
+    pub port: u16,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    /// How many times it was killed.
+    pub kills: usize,
+}
+
+impl Service {
+    /// Starts `binary` against `env`'s database and stream on a free port
+    /// and waits until it answers `/healthz`.
+    pub async fn start(binary: Binary, env: &TestEnv) -> Self {
+        let settings = env.settings();
+        let port = free_port();
+        let vars = vec![
+            ("DATABASE_URL".into(), env.database_url.clone()),
+            ("NATS_URL".into(), env.nats_url.clone()),
+            ("SEXTANT_OPERATOR_KEY".into(), OPERATOR_KEY.into()),
+            ("SEXTANT_STREAM".into(), settings.stream.name.clone()),
+            (
+                "SEXTANT_SUBJECT_PREFIX".into(),
+                settings.stream.subject_prefix.clone(),
+            ),
+            ("SEXTANT_DATABASE_MAX_CONNECTIONS".into(), "8".into()),
+            (binary.addr_var().into(), format!("127.0.0.1:{port}")),
+            ("SEXTANT_LOG".into(), "warn".into()),
+        ];
+        let mut service = Self {
+            binary,
+            port,
+            env: vars,
+            child: None,
+            kills: 0,
+        };
+        service.restart().await;
+        service
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the process on the same port and waits for `/healthz`.
+    pub async fn restart(&mut self) {
+        let child = Command::new(self.binary.path())
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the service");
+        self.child = Some(child);
+        let started = Instant::now();
+        let http = reqwest::Client::new();
+        loop {
+            let health = http
+                .get(format!("{}/healthz", self.url()))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("{} exited at start: {status}", self.binary.name());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{} did not come up",
+                self.binary.name()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `kill -9`: no shutdown hook, no flush, open transactions aborted by
+    /// Postgres when the socket closes.
+    pub async fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("SIGKILL");
+            let _ = child.wait().await;
+            self.kills += 1;
+        }
+    }
+}
