@@ -17,11 +17,14 @@ use axum::routing::post;
 use axum::Router;
 use chrono::Utc;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use sextant_adapters::http::{positioned, Problem, RequestIds};
 use sextant_adapters::ingest::{self, ItemResult, Writer};
 use sextant_adapters::webhooks::{self, Mapped, WebhookRequest};
+use sextant_domain::send::input::{Invalid, PersonalParts};
+use sextant_domain::send::SendFacts;
 use sextant_domain::values::Provider;
 
 use crate::error::ApiError;
@@ -101,12 +104,13 @@ async fn receive(
         .map_err(|e| Problem::unauthorized(format!("webhook signature: {e}")))?;
     state.registered_client(client_id).await?;
 
-    let delivery = webhooks::delivery_id(provider, &request).unwrap_or_else(|| {
-        format!(
-            "sha256:{}",
-            sextant_adapters::keys::sha256_hex(&String::from_utf8_lossy(&body))
-        )
-    });
+    // The hash is of the raw bytes, not of their lossy UTF-8 reading: two
+    // different bodies that differ only in invalid bytes read the same, and
+    // the second would be answered as a duplicate and dropped without being
+    // dead-lettered. (For valid UTF-8 the two hashes are the same, so the
+    // ids remembered before stay valid.)
+    let delivery = webhooks::delivery_id(provider, &request)
+        .unwrap_or_else(|| format!("sha256:{}", hex::encode(Sha256::digest(&body))));
     let seen: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE client_id = $1 AND provider = $2 AND delivery_id = $3)",
     )
@@ -147,9 +151,11 @@ async fn receive(
     let mut outcomes = Vec::new();
     for item in mapped {
         match item {
-            Mapped::Send(input) => {
-                sends.push(input.into_facts(now, |email| ingest::lead_ref(&key, email)))
-            }
+            Mapped::Send(input) => sends.push(
+                input
+                    .into_facts(now, |email| ingest::lead_ref(&key, email))
+                    .and_then(printable_email),
+            ),
             Mapped::Outcome(input) => outcomes.push(input.into_facts(now)),
         }
     }
@@ -160,6 +166,7 @@ async fn receive(
     };
     let mut position = 0;
     let mut counts = json!({ "sends": 0, "outcomes": 0, "duplicates": 0, "dead_lettered": 0 });
+    let mut invalid: Vec<String> = Vec::new();
     for (kind, result) in [
         (
             "sends",
@@ -183,22 +190,64 @@ async fn receive(
                 ItemResult::Recorded { .. } => bump(&mut counts, kind),
                 ItemResult::Duplicate { .. } => bump(&mut counts, "duplicates"),
                 ItemResult::Error { field, message } => {
-                    dead_letter(
-                        &state,
-                        client_id,
-                        provider,
-                        &format!("{kind} item: {field}: {message}"),
-                        &text,
-                    )
-                    .await?;
+                    invalid.push(format!("{kind} item: {field}: {message}"));
                     bump(&mut counts, "dead_lettered");
                 }
             }
         }
     }
+    // The invalid items of one delivery are kept in one dead letter, with
+    // every reason: one per item, each with the whole payload, grew with
+    // the square of the body (a 480 KB HubSpot batch of 3,000 future-dated
+    // events wrote 1.5 GB and took a minute, long past the provider's
+    // timeout, so it retried and wrote it all again).
+    if !invalid.is_empty() {
+        dead_letter(&state, client_id, provider, &reasons(&invalid), &text).await?;
+    }
     remember(&state, client_id, provider, &delivery).await?;
     counts["position"] = json!(position);
     Ok(positioned(StatusCode::OK, &counts, position))
+}
+
+/// The domain's email check lets control characters through, and Postgres
+/// text cannot hold NUL: such an email failed the whole delivery's write
+/// with a 500 (retried forever, never recorded nor dead-lettered). Invalid
+/// here instead, like control characters in every other text field, so the
+/// item is dead-lettered.
+fn printable_email(
+    (facts, personal): (SendFacts, PersonalParts),
+) -> Result<(SendFacts, PersonalParts), Invalid> {
+    if personal
+        .email
+        .as_deref()
+        .is_some_and(|email| email.chars().any(char::is_control))
+    {
+        return Err(Invalid {
+            field: "lead.email".into(),
+            message: "must not contain control characters".into(),
+        });
+    }
+    Ok((facts, personal))
+}
+
+/// Distinct reasons in order of appearance, each with how many items gave
+/// it when more than one did.
+fn reasons(all: &[String]) -> String {
+    let mut distinct: Vec<(&str, usize)> = Vec::new();
+    for reason in all {
+        match distinct.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, n)) => *n += 1,
+            None => distinct.push((reason, 1)),
+        }
+    }
+    distinct
+        .iter()
+        .map(|(reason, n)| match n {
+            1 => (*reason).to_owned(),
+            n => format!("{reason} ({n} items)"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn bump(counts: &mut serde_json::Value, key: &str) {
@@ -264,5 +313,29 @@ mod tests {
         assert!(!out.contains("s3cr3t") && !out.contains("\"t\""), "{out}");
         assert!(out.contains("a@b.c"));
         assert_eq!(redact_secrets("not json"), "not json");
+    }
+
+    #[test]
+    fn a_deliverys_invalid_items_share_one_reason_line() {
+        let all = ["a", "b", "a", "a"].map(String::from);
+        assert_eq!(reasons(&all), "a (3 items); b");
+        assert_eq!(reasons(&all[1..2]), "b");
+    }
+
+    #[test]
+    fn an_email_with_control_characters_is_invalid() {
+        let with = |email: &str| {
+            let send: sextant_domain::send::input::SendInput = serde_json::from_value(json!({
+                "provider": "lemlist", "provider_message_id": "m1", "channel": "email",
+                "lead": { "email": email }, "sent_at": "2025-01-01T00:00:00Z",
+            }))
+            .expect("a send");
+            send.into_facts(Utc::now(), |_| "lr_0123456789abcdef".into())
+                .and_then(printable_email)
+        };
+        assert!(with("olivia@agency.example").is_ok());
+        let invalid = with("olivia\0@agency.example").expect_err("a NUL in the email");
+        assert_eq!(invalid.field, "lead.email");
+        assert!(with("olivia\u{7}@agency.example").is_err());
     }
 }

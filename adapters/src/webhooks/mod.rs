@@ -14,7 +14,7 @@
 
 use axum::http::HeaderMap;
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -359,13 +359,19 @@ fn step(value: &Value, path: &[&str]) -> Option<u32> {
 }
 
 /// A timestamp at a path: RFC 3339, an ISO date-time without zone (taken as
-/// UTC), or epoch milliseconds (number or numeric string).
+/// UTC), or epoch milliseconds (number or numeric string); only in the
+/// years RFC 3339 can write, 0000 to 9999. Epoch milliseconds reach back
+/// 250,000 years, far past what Postgres `timestamptz` holds (4713 BC): an
+/// unsubscribe dated so attached to a known send failed the write of the
+/// suppression with a 500 (retried forever, never recorded nor
+/// dead-lettered); out of range, it is no time at all.
 fn time(value: &Value, path: &[&str]) -> Option<DateTime<Utc>> {
     match at(value, path)? {
         Value::String(s) => parse_time(s),
         Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
         _ => None,
     }
+    .filter(|at| (0..=9999).contains(&at.year()))
 }
 
 /// The first timestamp found at any of the paths.
@@ -663,6 +669,27 @@ mod tests {
         assert_eq!(parse_time("2024-01-15T10:30:00.000"), expected);
         assert_eq!(parse_time("1705314600000"), expected);
         assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn times_outside_the_years_rfc_3339_can_write_are_no_times() {
+        let v = serde_json::json!({
+            "ancient": -8_000_000_000_000_000_i64,
+            "before_postgres": -300_000_000_000_000_i64,
+            "signed_year": "-250000-01-01T00:00:00",
+            "year_zero": "0000-01-01T00:00:00Z",
+            "last": "9999-12-31T23:59:59Z",
+        });
+        assert_eq!(time(&v, &["ancient"]), None);
+        assert_eq!(time(&v, &["before_postgres"]), None);
+        assert_eq!(time(&v, &["signed_year"]), None);
+        assert!(time(&v, &["year_zero"]).is_some());
+        assert!(time(&v, &["last"]).is_some());
+        // The next candidate is used instead.
+        assert_eq!(
+            first_time(&v, &[&["ancient"], &["last"]]),
+            time(&v, &["last"])
+        );
     }
 
     #[test]
