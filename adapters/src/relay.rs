@@ -1,13 +1,15 @@
-//! The outbox relay: drains `event_outbox` to JetStream.
+//! The relay: publishes the event log to JetStream, in position order, from
+//! a cursor (`relay_cursor`: the last position on the stream).
 //!
 //! - **Gap-safe**: appends commit in position order (see the event-store
-//!   migration), so the relay can read the outbox in position order and
-//!   never skip a slow transaction's event.
+//!   migration), so "committed events after the cursor" never skips a slow
+//!   transaction's event. What is still to publish is listed by the
+//!   `event_outbox` view.
 //! - **One active relay**: a session-level advisory lock elects the leader;
 //!   the others stand by and take over when its connection goes.
 //! - **Exactly once in effect**: every message carries `Nats-Msg-Id` =
 //!   event id (JetStream drops a repeat within the duplicate window), and a
-//!   new leader first drops from the outbox everything the stream already
+//!   new leader first moves the cursor past everything the stream already
 //!   holds (the stream's last event tells how far it got), so a crash
 //!   between publishing and marking republishes nothing, however long the
 //!   relay was down.
@@ -143,7 +145,7 @@ impl Relay {
         }
     }
 
-    /// Drops from the outbox every event the stream already holds.
+    /// Moves the cursor past every event the stream already holds.
     async fn skip_already_published(&self) -> Result<(), RelayError> {
         let store_id = crate::db::store_id(&self.pool).await?;
         let mut stream = stream::ensure_stream(&self.js, &self.settings, store_id)
@@ -152,17 +154,12 @@ impl Relay {
         let last = stream::last_published_position(&mut stream)
             .await
             .map_err(|e| RelayError::Stream(e.to_string()))?;
-        let skipped = sqlx::query("DELETE FROM event_outbox WHERE global_position <= $1")
-            .bind(last)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if skipped > 0 {
-            tracing::info!(
-                skipped,
-                last,
-                "outbox rows already on the stream were dropped"
-            );
+        let before: i64 = sqlx::query_scalar("SELECT position FROM relay_cursor")
+            .fetch_one(&self.pool)
+            .await?;
+        self.mark_published(last).await?;
+        if last > before {
+            tracing::info!(before, last, "events already on the stream were skipped");
         }
         Ok(())
     }
@@ -182,9 +179,9 @@ impl Relay {
     /// The oldest unpublished events, in position order.
     pub async fn next_batch(&self) -> Result<Vec<RecordedEvent>, RelayError> {
         let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM event_outbox o \
-             JOIN events e ON e.global_position = o.global_position \
-             ORDER BY o.global_position LIMIT $1"
+            "SELECT {EVENT_COLUMNS} FROM events e \
+             WHERE e.global_position > (SELECT position FROM relay_cursor) \
+             ORDER BY e.global_position LIMIT $1"
         ))
         .bind(BATCH)
         .fetch_all(&self.pool)
@@ -225,7 +222,7 @@ impl Relay {
     /// Everything up to `last` is on the stream: no committed event below
     /// it can still appear (appends commit in position order).
     pub async fn mark_published(&self, last: i64) -> Result<(), RelayError> {
-        sqlx::query("DELETE FROM event_outbox WHERE global_position <= $1")
+        sqlx::query("UPDATE relay_cursor SET position = GREATEST(position, $1)")
             .bind(last)
             .execute(&self.pool)
             .await?;

@@ -1,5 +1,7 @@
 //! The `audit` projection: every event of a client, as it was recorded, for
-//! `GET /v1/clients/{id}/audit`. Events that belong to no client are not
+//! `GET /v1/clients/{id}/audit`: each event by reference (position, ids,
+//! type, actor), its payload read from the log when asked for, never copied.
+//! Events that belong to no client are not
 //! listed here (the operator sees them in the event log itself).
 
 use sextant_adapters::stream::RecordedEvent;
@@ -46,9 +48,9 @@ impl Projection for AuditProjection {
         };
         sqlx::query(
             "INSERT INTO audit_log (global_position, client_id, event_id, aggregate_type, aggregate_id, \
-             sequence, event_type, event_version, actor, correlation_id, recorded_at, data) \
+             sequence, event_type, event_version, actor, correlation_id, recorded_at) \
              SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], \
-                    $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::jsonb[])",
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])",
         )
         .bind(listed.iter().map(|(e, _)| e.global_position).collect::<Vec<_>>())
         .bind(listed.iter().map(|(_, c)| *c).collect::<Vec<_>>())
@@ -61,7 +63,6 @@ impl Projection for AuditProjection {
         .bind(listed.iter().map(|(e, _)| e.actor()).collect::<Vec<_>>())
         .bind(listed.iter().map(|(e, _)| e.correlation_id()).collect::<Vec<_>>())
         .bind(listed.iter().map(|(e, _)| e.recorded_at).collect::<Vec<_>>())
-        .bind(listed.iter().map(|(e, _)| e.payload.clone()).collect::<Vec<_>>())
         .execute(conn)
         .await?;
         Ok(())

@@ -473,7 +473,10 @@ impl Projector {
         let consumer: consumer::PullConsumer = stream
             .create_consumer(consumer::pull::Config {
                 durable_name: Some(durable),
-                ack_policy: consumer::AckPolicy::Explicit,
+                // One ack per batch (for its last message) acknowledges the
+                // whole batch: a per-message ack cost NATS a publish per
+                // event per projection.
+                ack_policy: consumer::AckPolicy::All,
                 deliver_policy,
                 ack_wait: Duration::from_secs(30),
                 max_ack_pending: 20_000,
@@ -525,11 +528,11 @@ impl Projector {
             tx.commit().await?;
             metrics::gauge!("sextant_projection_position", "projection" => name)
                 .set(position as f64);
-            for message in &messages {
-                // An ack lost here only means a redelivery, which the
-                // checkpoint skips.
-                if let Err(err) = message.ack().await {
-                    tracing::debug!(error = %err, "ack failed; the message will be redelivered and skipped");
+            // An ack lost here only means a redelivery, which the
+            // checkpoint skips.
+            if let Some(last) = messages.last() {
+                if let Err(err) = last.ack().await {
+                    tracing::debug!(error = %err, "ack failed; the batch will be redelivered and skipped");
                 }
             }
         }

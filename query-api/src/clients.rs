@@ -201,10 +201,12 @@ async fn audit(
     let position = reach(&state, "audit", params.min_position).await?;
     crate::consistency::known_client(&state, client_id).await?;
     let rows: Vec<AuditRow> = sqlx::query_as(
-        "SELECT global_position AS position, event_id, aggregate_type, aggregate_id, sequence, \
-         event_type, event_version, actor, correlation_id, recorded_at, data \
-         FROM audit_log WHERE client_id = $1 AND global_position < $2 \
-         ORDER BY global_position DESC LIMIT $3",
+        // The trail holds references; the payload is read from the log.
+        "SELECT a.global_position AS position, a.event_id, a.aggregate_type, a.aggregate_id, a.sequence, \
+         a.event_type, a.event_version, a.actor, a.correlation_id, a.recorded_at, e.payload AS data \
+         FROM audit_log a JOIN events e ON e.global_position = a.global_position \
+         WHERE a.client_id = $1 AND a.global_position < $2 \
+         ORDER BY a.global_position DESC LIMIT $3",
     )
     .bind(client_id)
     .bind(params.before.unwrap_or(i64::MAX))

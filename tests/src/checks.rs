@@ -178,7 +178,7 @@ impl FaultFigures {
         .await
         .expect("count");
         let logged = logged as usize;
-        let figures = Self {
+        Self {
             name: name.into(),
             fault: fault.into(),
             faults_injected,
@@ -186,18 +186,23 @@ impl FaultFigures {
             failed_attempts: ledger.failed_attempts(),
             events_lost: ledger.events().saturating_sub(logged),
             duplicates: logged.saturating_sub(ledger.events()),
-        };
+        }
+        .saved()
+    }
+
+    /// Writes the figures where `deploy/local/faults.sh` finds them.
+    pub fn saved(self) -> Self {
         let dir = std::env::current_exe()
             .ok()
             .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join("faults")));
         if let Some(dir) = dir {
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(
-                dir.join(format!("{name}.json")),
-                serde_json::to_vec_pretty(&figures).unwrap_or_default(),
+                dir.join(format!("{}.json", self.name)),
+                serde_json::to_vec_pretty(&self).unwrap_or_default(),
             );
         }
-        tracing::info!(?figures, "fault figures");
-        figures
+        tracing::info!(figures = ?self, "fault figures");
+        self
     }
 }

@@ -1,9 +1,11 @@
 //! The real service binaries as child processes, for the faults only a
 //! process can suffer: `kill -9` mid-load, then a restart on the same port.
 //!
-//! The binaries are the ones cargo built beside the test binary
-//! (`target/<profile>/sextant-command`, `…/sextant-query`);
-//! `deploy/local/test.sh` builds them before the tests run.
+//! The binaries are the ones cargo builds beside the test binary
+//! (`target/<profile>/sextant-command`, `…/sextant-query`). A test run by
+//! `cargo nextest run` alone would find them stale or missing, so the first
+//! use in a test process asks cargo to bring them up to date (a no-op of a
+//! second after `deploy/local/test.sh`, which builds them first).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -39,20 +41,40 @@ impl Binary {
         }
     }
 
-    /// `target/<profile>/<name>`: the test binary runs from
-    /// `target/<profile>/deps`.
+    /// `target/<profile>/<name>`, built if stale: the test binary runs
+    /// from `target/<profile>/deps`.
     pub fn path(self) -> PathBuf {
         let exe = std::env::current_exe().expect("the test binary's path");
         let profile_dir = exe
             .parent()
             .and_then(|deps| deps.parent())
             .expect("target/<profile>");
+        static BUILT: std::sync::Once = std::sync::Once::new();
+        BUILT.call_once(|| {
+            let mut cargo = std::process::Command::new(
+                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            );
+            cargo
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .args([
+                    "build",
+                    "--bins",
+                    "-p",
+                    "sextant-command-api",
+                    "-p",
+                    "sextant-query-api",
+                ]);
+            if profile_dir.ends_with("release") {
+                cargo.arg("--release");
+            }
+            let status = cargo.status().expect("run cargo build");
+            assert!(
+                status.success(),
+                "cargo build of the service binaries failed"
+            );
+        });
         let path = profile_dir.join(self.name());
-        assert!(
-            path.exists(),
-            "{} is missing: build it first (cargo build --bins)",
-            path.display()
-        );
+        assert!(path.exists(), "{} is missing", path.display());
         path
     }
 }

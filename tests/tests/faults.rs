@@ -450,8 +450,22 @@ async fn concurrent_proposals_approvals_and_rollbacks_on_one_client_keep_one_gap
     }
     // Each version went to exactly one accepted command, with no gap.
     versions.sort_unstable();
+    let mut unique = versions.clone();
+    unique.dedup();
     let expected: Vec<i64> = (1..=versions.len() as i64).collect();
-    assert_eq!(versions, expected, "refused: {refused:?}");
+    let figures = FaultFigures {
+        name: "contended_context".into(),
+        fault: format!(
+            "{REVIEWERS} reviewers proposing, approving, rejecting and rolling back one client's context at once"
+        ),
+        faults_injected: REVIEWERS,
+        events_under_load: versions.len(),
+        failed_attempts: refused.values().sum(),
+        events_lost: expected.len().saturating_sub(unique.len()),
+        duplicates: versions.len() - unique.len(),
+    }
+    .saved();
+    assert_eq!(versions, expected, "refused: {refused:?}, {figures:?}");
     let listed = app
         .query(
             &format!("/v1/clients/{client}/context/versions?min_position={last}"),

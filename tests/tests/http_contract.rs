@@ -482,7 +482,7 @@ async fn with_postgres_down_commands_fail_fast_with_503_and_nothing_is_half_writ
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_and_their_outbox_rows_commit_together_or_not_at_all() {
+async fn events_become_due_for_the_relay_at_their_commit_and_never_before() {
     let env = TestEnv::new().await;
     let mut tx = env.pool.begin().await.expect("begin");
     sqlx::query(
@@ -496,7 +496,7 @@ async fn events_and_their_outbox_rows_commit_together_or_not_at_all() {
         .fetch_one(&mut *tx)
         .await
         .expect("count");
-    assert_eq!(inside, 2, "the outbox row is written with the event");
+    assert_eq!(inside, 2, "the writer sees its events as due for the relay");
     assert_eq!(
         env.outbox_depth().await,
         0,
