@@ -327,11 +327,6 @@ async fn attempt_batch(
         }
     }
 
-    let position = if events.is_empty() {
-        crate::db::head_position_in(tx).await?
-    } else {
-        append(tx, writer, &events).await?
-    };
     save_states(tx, writer.client_id, &states, &events).await?;
     suppress(tx, writer.client_id, &states, &events).await?;
     // Personal parts only of what was recorded now: a duplicate must not
@@ -349,6 +344,16 @@ async fn attempt_batch(
         .cloned()
         .collect();
     keep_personal(tx, writer.client_id, &fresh).await?;
+    // The events go last: their insert takes the append lock that every
+    // writer waits for (events_serialize_appends) and holds it to commit,
+    // so nothing else may run between it and the commit. A concurrent
+    // writer of the same send still loses here, on the events' primary key,
+    // and the whole batch is decided again.
+    let position = if events.is_empty() {
+        crate::db::head_position_in(tx).await?
+    } else {
+        append(tx, writer, &events).await?
+    };
 
     let items = results
         .into_iter()

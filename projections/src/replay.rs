@@ -75,10 +75,13 @@ pub async fn rebuild(
     let live = runtime::checkpoint(&mut tx, name).await?;
     use_schema(&mut tx, &schema).await?;
     let applied = apply_range(&mut tx, projection.as_ref(), position, None).await?;
-    if let Some(last) = applied.last_position {
-        position = last;
-        events += applied.count;
-    }
+    events += applied.count;
+    // Everything this snapshot holds has been applied (appends commit in
+    // position order), also the events of types the projection skips: its
+    // head is where the rebuild got.
+    position = sextant_adapters::db::head_position_in(&mut tx)
+        .await?
+        .max(applied.last_position.unwrap_or(position));
     sqlx::query("SET LOCAL search_path TO public")
         .execute(&mut *tx)
         .await?;
@@ -135,7 +138,9 @@ struct Applied {
     last_position: Option<i64>,
 }
 
-/// Applies events after `after` (at most `limit`) in position order.
+/// Applies events after `after` (at most `limit`) in position order: only
+/// those of the aggregate types the projection reads, so a projection of
+/// clients does not fetch and parse millions of sends to skip them.
 async fn apply_range(
     conn: &mut PgConnection,
     projection: &dyn Projection,
@@ -144,11 +149,14 @@ async fn apply_range(
 ) -> Result<Applied, anyhow::Error> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events e WHERE e.global_position > $1 \
+         AND ($3::text[] IS NULL OR e.aggregate_type = ANY($3)) \
          ORDER BY e.global_position LIMIT $2"
     );
+    let types: Option<Vec<&str>> = projection.aggregate_types().map(<[&str]>::to_vec);
     let rows: Vec<RecordedEvent> = sqlx::query(&sql)
         .bind(after)
         .bind(limit.unwrap_or(i64::MAX))
+        .bind(types)
         .fetch(&mut *conn)
         .map_err(anyhow::Error::from)
         .and_then(|row| async move { RecordedEvent::from_row(&row).map_err(anyhow::Error::from) })

@@ -1,14 +1,23 @@
 //! `sextant-bench`: runs the benchmark workloads against the real system on
-//! this machine (Postgres and NATS from DATABASE_URL / NATS_URL) and writes
-//! `target/bench/results.json`.
+//! this machine (Postgres and NATS from DATABASE_URL / NATS_URL), writes
+//! `target/bench/results.json` and prints a table saying which targets are
+//! met.
 //!
-//! `cargo run --release -p sextant-tests --bin sextant-bench -- --quick`
+//! ```text
+//! cargo build --release -p sextant-tests --bin sextant-bench \
+//!     -p sextant-query-api -p sextant-command-api
+//! ./target/release/sextant-bench --quick [--only replay,footprint]
+//! ```
+//!
+//! The replay, growth and footprint workloads run the release service
+//! binaries found beside this one.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use clap::Parser;
-use sextant_tests::bench::{self, Figure, Scale};
+use sextant_tests::bench::{self, Scale, Workload};
 
 #[derive(Parser)]
 #[command(name = "sextant-bench", about = "Sextant's benchmark harness")]
@@ -16,6 +25,9 @@ struct Args {
     /// A short run (under 3 minutes) instead of the full one.
     #[arg(long)]
     quick: bool,
+    /// Run only these workloads (comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Workload>,
     /// Where to write the results.
     #[arg(long, default_value = "target/bench/results.json")]
     out: PathBuf,
@@ -29,59 +41,30 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    sextant_adapters::telemetry::init_tracing(
+        &std::env::var("SEXTANT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        sextant_adapters::config::LogFormat::Pretty,
+    );
     let scale = if args.quick {
         Scale::quick()
     } else {
         Scale::full()
     };
-    let mut figures = Vec::new();
-
-    let raw = bench::raw_insert(scale.ingest_events.min(200_000)).await?;
-    // The documented way: one execute per event, one after the other.
-    let naive = bench::naive_cqrs_es(scale.naive_events, 1).await?;
-    let (e2e, committed) = bench::ingest_end_to_end(scale).await?;
-    figures.push(
-        Figure::new(
-            "batch_ingest",
-            "events_per_second_end_to_end",
-            e2e,
-            "events/s",
-        )
-        .against("raw_insert", raw),
-    );
-    figures.push(
-        Figure::new(
-            "batch_ingest",
-            "events_per_second_end_to_end",
-            e2e,
-            "events/s",
-        )
-        .against("naive_cqrs_es", naive),
-    );
-    figures.push(
-        Figure::new(
-            "batch_ingest",
-            "events_per_second_committed",
-            committed,
-            "events/s",
-        )
-        .against("naive_cqrs_es", naive),
-    );
-
-    let alone = bench::ingest_commit_only(scale).await?;
-    figures.push(
-        Figure::new(
-            "batch_ingest_write_path_alone",
-            "events_per_second_committed",
-            alone,
-            "events/s",
-        )
-        .against("raw_insert", raw),
-    );
-
+    let only = if args.only.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        args.only
+    };
+    let started = Instant::now();
+    let figures = bench::run(&only, scale).await?;
     let table = bench::report(&figures, &args.out)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{table}")?;
-    writeln!(out, "results written to {}", args.out.display())?;
+    writeln!(
+        out,
+        "results written to {} in {:.0} s",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    )?;
     Ok(())
 }
