@@ -59,7 +59,7 @@ pub async fn rebuild(
     loop {
         let mut tx = pool.begin().await?;
         use_schema(&mut tx, &schema).await?;
-        let applied = apply_range(&mut tx, projection.as_ref(), position, Some(PAGE)).await?;
+        let applied = apply_range(&mut tx, projection.as_ref(), position, None, Some(PAGE)).await?;
         tx.commit().await?;
         let Some(last) = applied.last_position else {
             break;
@@ -74,14 +74,15 @@ pub async fn rebuild(
     runtime::lock_projection(&mut tx, name).await?;
     let live = runtime::checkpoint(&mut tx, name).await?;
     use_schema(&mut tx, &schema).await?;
-    let applied = apply_range(&mut tx, projection.as_ref(), position, None).await?;
+    // The head first, then every event up to it (appends commit in position
+    // order, so none below it can still appear): the rebuild has then got
+    // to the head, also past the events of types the projection skips. Read
+    // after the catch-up, an event committed in between would sit below
+    // the checkpoint unapplied.
+    let head = sextant_adapters::db::head_position_in(&mut tx).await?;
+    let applied = apply_range(&mut tx, projection.as_ref(), position, Some(head), None).await?;
     events += applied.count;
-    // Everything this snapshot holds has been applied (appends commit in
-    // position order), also the events of types the projection skips: its
-    // head is where the rebuild got.
-    position = sextant_adapters::db::head_position_in(&mut tx)
-        .await?
-        .max(applied.last_position.unwrap_or(position));
+    position = head.max(applied.last_position.unwrap_or(position));
     sqlx::query("SET LOCAL search_path TO public")
         .execute(&mut *tx)
         .await?;
@@ -138,17 +139,19 @@ struct Applied {
     last_position: Option<i64>,
 }
 
-/// Applies events after `after` (at most `limit`) in position order: only
-/// those of the aggregate types the projection reads, so a projection of
-/// clients does not fetch and parse millions of sends to skip them.
+/// Applies events after `after` (up to `until`, at most `limit`) in
+/// position order: only those of the aggregate types the projection reads,
+/// so a projection of clients does not fetch and parse millions of sends
+/// to skip them.
 async fn apply_range(
     conn: &mut PgConnection,
     projection: &dyn Projection,
     after: i64,
+    until: Option<i64>,
     limit: Option<i64>,
 ) -> Result<Applied, anyhow::Error> {
     let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.global_position > $1 \
+        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.global_position > $1 AND e.global_position <= $4 \
          AND ($3::text[] IS NULL OR e.aggregate_type = ANY($3)) \
          ORDER BY e.global_position LIMIT $2"
     );
@@ -157,6 +160,7 @@ async fn apply_range(
         .bind(after)
         .bind(limit.unwrap_or(i64::MAX))
         .bind(types)
+        .bind(until.unwrap_or(i64::MAX))
         .fetch(&mut *conn)
         .map_err(anyhow::Error::from)
         .and_then(|row| async move { RecordedEvent::from_row(&row).map_err(anyhow::Error::from) })
