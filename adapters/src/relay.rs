@@ -15,6 +15,16 @@
 //!   relay was down.
 //! - **Pipelined**: a batch is published without waiting for each ack, then
 //!   the acks are awaited together.
+//! - **Chained**: every message says which message must be the stream's
+//!   last when it lands (`Nats-Expected-Last-Msg-Id`: the event before it).
+//!   The fault suite found why: with NATS killed mid-batch, the tail of a
+//!   pipelined batch can reach the restarted server while its head died
+//!   with the old one; the relay then saw that tail as the stream's last
+//!   message and moved past the head, which never got there. Chained, a
+//!   message that does not follow is refused, and so is everything after
+//!   it. And when the stream holds less than the cursor says (it lost what
+//!   it had acknowledged), the cursor goes back to what the stream holds
+//!   and the rest is published again.
 //! - **Survives outages**: NATS or Postgres errors back off exponentially up
 //!   to [`MAX_BACKOFF`] and retry the same batch.
 
@@ -145,7 +155,8 @@ impl Relay {
         }
     }
 
-    /// Moves the cursor past every event the stream already holds.
+    /// Puts the cursor where the stream is: past every event it already
+    /// holds, or back to its last one if it holds less than the cursor says.
     async fn skip_already_published(&self) -> Result<(), RelayError> {
         let store_id = crate::db::store_id(&self.pool).await?;
         let mut stream = stream::ensure_stream(&self.js, &self.settings, store_id)
@@ -157,9 +168,18 @@ impl Relay {
         let before: i64 = sqlx::query_scalar("SELECT position FROM relay_cursor")
             .fetch_one(&self.pool)
             .await?;
-        self.mark_published(last).await?;
+        sqlx::query("UPDATE relay_cursor SET position = $1")
+            .bind(last)
+            .execute(&self.pool)
+            .await?;
         if last > before {
             tracing::info!(before, last, "events already on the stream were skipped");
+        } else if last < before {
+            tracing::warn!(
+                before,
+                last,
+                "the stream holds less than it acknowledged; publishing again from its last event"
+            );
         }
         Ok(())
     }
@@ -170,7 +190,12 @@ impl Relay {
         let Some(last) = batch.last().map(|e| e.global_position) else {
             return Ok(0);
         };
-        self.publish(&batch).await?;
+        let after: Option<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT e.event_id FROM relay_cursor c JOIN events e ON e.global_position = c.position",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        self.publish(after, &batch).await?;
         self.mark_published(last).await?;
         metrics::counter!("sextant_relay_published_total").increment(batch.len() as u64);
         Ok(batch.len())
@@ -192,20 +217,31 @@ impl Relay {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Publishes a batch, pipelined, and returns once JetStream has
+    /// Publishes a batch, pipelined, each message chained to the one before
+    /// it (the first to `after`, the event the stream should end with now;
+    /// `None` for an empty stream), and returns once JetStream has
     /// acknowledged all of it.
-    pub async fn publish(&self, batch: &[RecordedEvent]) -> Result<(), RelayError> {
+    pub async fn publish(
+        &self,
+        after: Option<uuid::Uuid>,
+        batch: &[RecordedEvent],
+    ) -> Result<(), RelayError> {
         let mut acks = Vec::with_capacity(batch.len());
+        let mut previous = after;
         for event in batch {
             let body = serde_json::to_vec(&event.to_cloud_event())
                 .map_err(|e| RelayError::Stream(e.to_string()))?;
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(POSITION_HEADER, event.global_position.to_string().as_str());
             headers.insert(AGGREGATE_HEADER, event.aggregate_type.as_str());
-            let publish = PublishMessage::build()
+            let mut publish = PublishMessage::build()
                 .payload(body.into())
                 .headers(headers)
                 .message_id(event.event_id.to_string());
+            if let Some(previous) = previous {
+                publish = publish.expected_last_message_id(previous.to_string());
+            }
+            previous = Some(event.event_id);
             let ack = self
                 .js
                 .send_publish(event.subject(&self.settings.subject_prefix), publish)

@@ -281,8 +281,10 @@ pub async fn ensure_stream(
 /// event at or below it has been published, because the stream receives
 /// events in position order.
 pub async fn last_published_position(stream: &mut stream::Stream) -> Result<i64, anyhow::Error> {
-    let last = stream.info().await?.state.last_sequence;
-    if last == 0 {
+    let state = &stream.info().await?.state;
+    let (last, messages) = (state.last_sequence, state.messages);
+    // Empty (never written, or purged: the last sequence stays then).
+    if last == 0 || messages == 0 {
         return Ok(0);
     }
     let message = stream.get_raw_message(last).await?;

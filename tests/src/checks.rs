@@ -52,10 +52,25 @@ impl TestEnv {
             "an event was published twice"
         );
         let committed_ids: Vec<Uuid> = committed.iter().map(|(_, id)| *id).collect();
-        assert_eq!(
-            published_ids, committed_ids,
-            "the stream differs from the log"
-        );
+        if published_ids != committed_ids {
+            let on_stream: HashSet<Uuid> = unique;
+            let logged: HashSet<Uuid> = committed_ids.iter().copied().collect();
+            let missing: Vec<i64> = committed
+                .iter()
+                .filter(|(_, id)| !on_stream.contains(id))
+                .map(|(p, _)| *p)
+                .collect();
+            let extra = published_ids
+                .iter()
+                .filter(|id| !logged.contains(id))
+                .count();
+            panic!(
+                "the stream differs from the log: {} logged, {} published; positions missing \
+                 from the stream: {missing:?}; {extra} published events not in the log",
+                committed_ids.len(),
+                published_ids.len()
+            );
+        }
         assert!(
             published
                 .windows(2)

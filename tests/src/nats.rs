@@ -52,17 +52,7 @@ impl PrivateNats {
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nats-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_listening(self.port, "nats-server", Duration::from_secs(10)).await;
     }
 
     /// Kills the server (SIGKILL); its store stays.
@@ -80,6 +70,18 @@ impl Drop for PrivateNats {
             let _ = child.start_kill();
         }
         let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// Waits until something accepts TCP connections on `port` of loopback.
+pub async fn wait_until_listening(port: u16, what: &str, timeout: Duration) {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(started.elapsed() < timeout, "{what} did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

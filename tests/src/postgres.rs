@@ -8,11 +8,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::nats::free_port;
+use crate::nats::{free_port, wait_until_listening};
 
 pub struct PrivatePostgres {
     pub port: u16,
@@ -136,17 +136,7 @@ impl PrivatePostgres {
                 self.dir.display()
             ));
         run(cmd, "pg_ctl start").await;
-        let started = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "Postgres did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until_listening(self.port, "Postgres", Duration::from_secs(30)).await;
     }
 
     /// Stops the server the way a crash would (`-m immediate`: no

@@ -354,6 +354,28 @@ async fn a_webhook_storm_of_duplicates_out_of_order_lands_each_event_once() {
     .await;
 }
 
+/// A command as the operator sends it, retried as a client would on 503
+/// (a rollback to a version the context read model has not reached yet
+/// answers 503 "not readable yet; retry shortly").
+async fn operator_command(
+    app: &Running,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> sextant_tests::Answer {
+    let mut tries = 0;
+    loop {
+        let answer = app
+            .command(method.clone(), path, Some(OPERATOR_KEY), body.clone())
+            .await;
+        tries += 1;
+        if answer.status != StatusCode::SERVICE_UNAVAILABLE || tries == 100 {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_proposals_approvals_and_rollbacks_on_one_client_keep_one_gapless_history() {
     const REVIEWERS: usize = 8;
@@ -380,10 +402,10 @@ async fn concurrent_proposals_approvals_and_rollbacks_on_one_client_keep_one_gap
                 let context = format!("/v1/clients/{client}/context");
                 let answer = if round > 0 && rng.next_f64() < 0.25 {
                     let to = 1 + (rng.next_f64() * 3.0) as u64;
-                    app.command(
+                    operator_command(
+                        &app,
                         Method::POST,
                         &format!("{context}/rollback"),
-                        Some(OPERATOR_KEY),
                         Some(json!({ "to_version": to, "reason": "contention" })),
                     )
                     .await
@@ -391,15 +413,14 @@ async fn concurrent_proposals_approvals_and_rollbacks_on_one_client_keep_one_gap
                     // Disjoint paths, and one every reviewer fights over.
                     let patch = json!({ "playbook": { format!("r{reviewer}_{round}"): round },
                                         "messaging": { "tone": format!("tone {reviewer}") } });
-                    let proposed = app
-                        .command(
-                            Method::POST,
-                            &format!("{context}/updates"),
-                            Some(OPERATOR_KEY),
-                            Some(json!({ "source": "agent_suggestion", "patch": patch,
-                                         "rationale": "contention", "confidence": 0.5 })),
-                        )
-                        .await;
+                    let proposed = operator_command(
+                        &app,
+                        Method::POST,
+                        &format!("{context}/updates"),
+                        Some(json!({ "source": "agent_suggestion", "patch": patch,
+                                     "rationale": "contention", "confidence": 0.5 })),
+                    )
+                    .await;
                     if !proposed.status.is_success() {
                         answers.push(proposed);
                         continue;
@@ -414,10 +435,10 @@ async fn concurrent_proposals_approvals_and_rollbacks_on_one_client_keep_one_gap
                         "approve"
                     };
                     let body = (action == "reject").then(|| json!({ "reason": "no" }));
-                    app.command(
+                    operator_command(
+                        &app,
                         Method::POST,
                         &format!("{context}/updates/{id}/{action}"),
-                        Some(OPERATOR_KEY),
                         body,
                     )
                     .await

@@ -52,7 +52,7 @@ async fn a_relay_killed_between_publishing_and_marking_republishes_nothing_and_l
         .expect("stream");
     let batch = doomed.next_batch().await.expect("batch");
     assert_eq!(batch.len(), produced);
-    doomed.publish(&batch).await.expect("publish");
+    doomed.publish(None, &batch).await.expect("publish");
     drop(doomed);
     assert_eq!(
         env.outbox_depth().await,
@@ -254,5 +254,84 @@ async fn a_relay_refuses_a_stream_that_belongs_to_another_event_store_and_keeps_
     other.stop().await;
     // Dropping `second` must not delete the first store's stream.
     second.stream.name = format!("{}_gone", second.stream.name);
+    app.stop().await;
+}
+
+/// The stream the relay of `env` publishes to, made as the relay makes it.
+async fn ensured_stream(env: &TestEnv) -> async_nats::jetstream::stream::Stream {
+    let store_id = sextant_adapters::db::store_id(&env.pool)
+        .await
+        .expect("store id");
+    sextant_adapters::stream::ensure_stream(&env.jetstream().await, &env.stream, store_id)
+        .await
+        .expect("stream")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publication_that_does_not_follow_the_streams_last_event_is_refused_so_no_gap_forms() {
+    let env = TestEnv::new().await;
+    let app = env
+        .start_with(Parts {
+            relay: false,
+            projectors: false,
+        })
+        .await;
+    let produced = some_commands(&app, 3).await;
+    let mut stream = ensured_stream(&env).await;
+    let relay = env.relay().await;
+    let batch = relay.next_batch().await.expect("batch");
+    assert_eq!(batch.len(), produced);
+    relay
+        .publish(None, &batch[..3])
+        .await
+        .expect("the head of a batch");
+    // The tail of a pipelined batch whose middle died with a NATS server
+    // (found by the fault suite): chained to an event the stream does not
+    // end with, it must not land.
+    let stray = relay.publish(Some(batch[5].event_id), &batch[6..]).await;
+    assert!(stray.is_err(), "a message that does not follow was stored");
+    assert_eq!(
+        stream.info().await.expect("info").state.messages,
+        3,
+        "nothing after the gap was stored"
+    );
+    // A relay then publishes the rest, in order, once.
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(relay.run(stop.clone()));
+    let published = env.assert_stream_matches_log().await;
+    assert_eq!(published.len(), produced);
+    stop.cancel();
+    let _ = running.await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_lost_events_it_acknowledged_gets_them_published_again() {
+    let mut env = TestEnv::new().await;
+    // JetStream remembers message ids for the duplicate window even when
+    // the messages are gone; a short one lets the republication land.
+    env.stream.duplicate_window = Duration::from_secs(1);
+    let app = env
+        .start_with(Parts {
+            relay: true,
+            projectors: false,
+        })
+        .await;
+    let produced = some_commands(&app, 2).await;
+    env.assert_stream_matches_log().await;
+    app.stop().await;
+    // The stream loses what it had acknowledged (a NATS store lost or
+    // wiped), while the relay's cursor says all of it is there.
+    ensured_stream(&env).await.purge().await.expect("purge");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let app = env
+        .start_with(Parts {
+            relay: true,
+            projectors: false,
+        })
+        .await;
+    let more = some_commands(&app, 1).await;
+    let published = env.assert_stream_matches_log().await;
+    assert_eq!(published.len(), produced + more);
     app.stop().await;
 }
