@@ -15,9 +15,11 @@
 //!   relay was down.
 //! - **Pipelined**: a batch is published without waiting for each ack, then
 //!   the acks are awaited together.
-//! - **Chained**: every message says which message must be the stream's
-//!   last when it lands (`Nats-Expected-Last-Msg-Id`: the event before it).
-//!   The fault suite found why: with NATS killed mid-batch, the tail of a
+//! - **Chained**: every message says which sequence must be the stream's
+//!   last when it lands (`Nats-Expected-Last-Sequence`: that of the event
+//!   before it; the stream's last sequence is durable, unlike the last
+//!   message id, which a restarted server forgets once it is older than
+//!   the duplicate window). The fault suite found why: with NATS killed mid-batch, the tail of a
 //!   pipelined batch can reach the restarted server while its head died
 //!   with the old one; the relay then saw that tail as the stream's last
 //!   message and moved past the head, which never got there. Chained, a
@@ -123,7 +125,7 @@ impl Relay {
 
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen("sextant_outbox").await?;
-        self.skip_already_published().await?;
+        let mut stream_last = self.skip_already_published().await?;
 
         let mut last_check = Instant::now();
         loop {
@@ -137,7 +139,7 @@ impl Relay {
                 self.record_depth().await?;
                 last_check = Instant::now();
             }
-            let published = self.relay_batch().await?;
+            let published = self.relay_batch(&mut stream_last).await?;
             if published > 0 {
                 continue;
             }
@@ -157,12 +159,14 @@ impl Relay {
 
     /// Puts the cursor where the stream is: past every event it already
     /// holds, or back to its last one if it holds less than the cursor says.
-    async fn skip_already_published(&self) -> Result<(), RelayError> {
+    /// Answers the stream's last sequence, which the next publication
+    /// chains to.
+    pub async fn skip_already_published(&self) -> Result<u64, RelayError> {
         let store_id = crate::db::store_id(&self.pool).await?;
         let mut stream = stream::ensure_stream(&self.js, &self.settings, store_id)
             .await
             .map_err(|e| RelayError::Stream(e.to_string()))?;
-        let last = stream::last_published_position(&mut stream)
+        let (sequence, last) = stream::stream_end(&mut stream)
             .await
             .map_err(|e| RelayError::Stream(e.to_string()))?;
         let before: i64 = sqlx::query_scalar("SELECT position FROM relay_cursor")
@@ -181,21 +185,18 @@ impl Relay {
                 "the stream holds less than it acknowledged; publishing again from its last event"
             );
         }
-        Ok(())
+        Ok(sequence)
     }
 
-    /// Publishes one batch and marks it; answers how many it published.
-    pub async fn relay_batch(&self) -> Result<usize, RelayError> {
+    /// Publishes one batch chained to `stream_last` (the stream's last
+    /// sequence, moved on to the batch's last) and marks it; answers how
+    /// many it published.
+    pub async fn relay_batch(&self, stream_last: &mut u64) -> Result<usize, RelayError> {
         let batch = self.next_batch().await?;
         let Some(last) = batch.last().map(|e| e.global_position) else {
             return Ok(0);
         };
-        let after: Option<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT e.event_id FROM relay_cursor c JOIN events e ON e.global_position = c.position",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        self.publish(after, &batch).await?;
+        *stream_last = self.publish(*stream_last, &batch).await?;
         self.mark_published(last).await?;
         metrics::counter!("sextant_relay_published_total").increment(batch.len() as u64);
         Ok(batch.len())
@@ -218,30 +219,24 @@ impl Relay {
     }
 
     /// Publishes a batch, pipelined, each message chained to the one before
-    /// it (the first to `after`, the event the stream should end with now;
-    /// `None` for an empty stream), and returns once JetStream has
-    /// acknowledged all of it.
-    pub async fn publish(
-        &self,
-        after: Option<uuid::Uuid>,
-        batch: &[RecordedEvent],
-    ) -> Result<(), RelayError> {
+    /// it (the first to `after`, the stream's last sequence now), and
+    /// returns once JetStream has acknowledged all of it: answers the
+    /// stream's last sequence then.
+    pub async fn publish(&self, after: u64, batch: &[RecordedEvent]) -> Result<u64, RelayError> {
         let mut acks = Vec::with_capacity(batch.len());
-        let mut previous = after;
+        let mut expected = after;
         for event in batch {
             let body = serde_json::to_vec(&event.to_cloud_event())
                 .map_err(|e| RelayError::Stream(e.to_string()))?;
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(POSITION_HEADER, event.global_position.to_string().as_str());
             headers.insert(AGGREGATE_HEADER, event.aggregate_type.as_str());
-            let mut publish = PublishMessage::build()
+            let publish = PublishMessage::build()
                 .payload(body.into())
                 .headers(headers)
-                .message_id(event.event_id.to_string());
-            if let Some(previous) = previous {
-                publish = publish.expected_last_message_id(previous.to_string());
-            }
-            previous = Some(event.event_id);
+                .message_id(event.event_id.to_string())
+                .expected_last_sequence(expected);
+            expected += 1;
             let ack = self
                 .js
                 .send_publish(event.subject(&self.settings.subject_prefix), publish)
@@ -249,10 +244,14 @@ impl Relay {
                 .map_err(|e| RelayError::Stream(e.to_string()))?;
             acks.push(ack);
         }
+        let mut last = after;
         for ack in acks {
-            ack.await.map_err(|e| RelayError::Stream(e.to_string()))?;
+            last = ack
+                .await
+                .map_err(|e| RelayError::Stream(e.to_string()))?
+                .sequence;
         }
-        Ok(())
+        Ok(last)
     }
 
     /// Everything up to `last` is on the stream: no committed event below

@@ -277,17 +277,16 @@ pub async fn ensure_stream(
     )))
 }
 
-/// The position of the last event on the stream (0 when it is empty): every
-/// event at or below it has been published, because the stream receives
-/// events in position order.
-pub async fn last_published_position(stream: &mut stream::Stream) -> Result<i64, anyhow::Error> {
+/// Where the stream ends: its last sequence, and the position of the event
+/// stored there (0 when it holds none: never written, or purged, for the
+/// last sequence stays after a purge).
+pub async fn stream_end(stream: &mut stream::Stream) -> Result<(u64, i64), anyhow::Error> {
     let state = &stream.info().await?.state;
     let (last, messages) = (state.last_sequence, state.messages);
-    // Empty (never written, or purged: the last sequence stays then).
     if last == 0 || messages == 0 {
-        return Ok(0);
+        return Ok((last, 0));
     }
     let message = stream.get_raw_message(last).await?;
     let event: CloudEvent = serde_json::from_slice(&message.payload)?;
-    Ok(event.sextantposition)
+    Ok((last, event.sextantposition))
 }
