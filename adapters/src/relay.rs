@@ -224,8 +224,7 @@ impl Relay {
     /// stream's last sequence then.
     pub async fn publish(&self, after: u64, batch: &[RecordedEvent]) -> Result<u64, RelayError> {
         let mut acks = Vec::with_capacity(batch.len());
-        let mut expected = after;
-        for event in batch {
+        for (expected, event) in (after..).zip(batch) {
             let body = serde_json::to_vec(&event.to_cloud_event())
                 .map_err(|e| RelayError::Stream(e.to_string()))?;
             let mut headers = async_nats::HeaderMap::new();
@@ -236,7 +235,6 @@ impl Relay {
                 .headers(headers)
                 .message_id(event.event_id.to_string())
                 .expected_last_sequence(expected);
-            expected += 1;
             let ack = self
                 .js
                 .send_publish(event.subject(&self.settings.subject_prefix), publish)
