@@ -357,6 +357,14 @@ impl Parts {
         }
     }
 
+    /// The APIs and the relay: the stream fills, no read model moves.
+    pub fn relay_only() -> Self {
+        Self {
+            relay: true,
+            projectors: false,
+        }
+    }
+
     pub fn apis_only() -> Self {
         Self {
             relay: false,

@@ -28,12 +28,17 @@ async fn some_commands(app: &Running, clients: usize) -> usize {
     events
 }
 
+/// `env` with a stream that forgets message ids after a second.
+fn with_short_duplicate_window(mut env: TestEnv) -> TestEnv {
+    env.stream.duplicate_window = Duration::from_secs(1);
+    env
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_killed_between_publishing_and_marking_republishes_nothing_and_loses_nothing() {
-    let mut env = TestEnv::new().await;
     // A short duplicate window: the restart below comes after it has passed,
     // so JetStream's own dedupe cannot be what saves us.
-    env.stream.duplicate_window = Duration::from_secs(1);
+    let env = with_short_duplicate_window(TestEnv::new().await);
     let app = env
         .start_with(Parts {
             relay: false,
@@ -138,12 +143,7 @@ async fn commands_are_accepted_while_nats_is_down_and_reach_the_stream_once_it_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_transaction_among_concurrent_writers_is_neither_skipped_nor_reordered() {
     let env = TestEnv::new().await;
-    let app = env
-        .start_with(Parts {
-            relay: true,
-            projectors: false,
-        })
-        .await;
+    let app = env.start_with(Parts::relay_only()).await;
 
     // A transaction that appends an event, then dawdles before committing.
     let slow_pool = env.pool.clone();
@@ -232,12 +232,7 @@ async fn a_relay_refuses_a_stream_that_belongs_to_another_event_store_and_keeps_
     // A second database, misconfigured to use the first one's stream.
     let mut second = TestEnv::new().await;
     second.stream = first.stream.clone();
-    let other = second
-        .start_with(Parts {
-            relay: true,
-            projectors: false,
-        })
-        .await;
+    let other = second.start_with(Parts::relay_only()).await;
     let (_, position) = other.register_client("Elsewhere").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -308,16 +303,10 @@ async fn a_publication_that_does_not_follow_the_streams_last_event_is_refused_so
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_that_lost_events_it_acknowledged_gets_them_published_again() {
-    let mut env = TestEnv::new().await;
     // JetStream remembers message ids for the duplicate window even when
     // the messages are gone; a short one lets the republication land.
-    env.stream.duplicate_window = Duration::from_secs(1);
-    let app = env
-        .start_with(Parts {
-            relay: true,
-            projectors: false,
-        })
-        .await;
+    let env = with_short_duplicate_window(TestEnv::new().await);
+    let app = env.start_with(Parts::relay_only()).await;
     let produced = some_commands(&app, 2).await;
     env.assert_stream_matches_log().await;
     app.stop().await;
@@ -325,12 +314,7 @@ async fn a_stream_that_lost_events_it_acknowledged_gets_them_published_again() {
     // wiped), while the relay's cursor says all of it is there.
     ensured_stream(&env).await.purge().await.expect("purge");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let app = env
-        .start_with(Parts {
-            relay: true,
-            projectors: false,
-        })
-        .await;
+    let app = env.start_with(Parts::relay_only()).await;
     let more = some_commands(&app, 1).await;
     let published = env.assert_stream_matches_log().await;
     assert_eq!(published.len(), produced + more);
@@ -340,18 +324,12 @@ async fn a_stream_that_lost_events_it_acknowledged_gets_them_published_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_goes_on_after_nats_restarts_long_after_the_last_publication() {
     let mut nats = PrivateNats::start().await;
-    let mut env = TestEnv::with_nats(&nats.url()).await;
     // A restarted server remembers message ids only from within the
     // duplicate window: with a one-second window, a restart two seconds
     // after the last publication finds none. Chained by message id, the
     // relay was refused for ever then; chained by sequence, it goes on.
-    env.stream.duplicate_window = Duration::from_secs(1);
-    let app = env
-        .start_with(Parts {
-            relay: true,
-            projectors: false,
-        })
-        .await;
+    let env = with_short_duplicate_window(TestEnv::with_nats(&nats.url()).await);
+    let app = env.start_with(Parts::relay_only()).await;
     let before = some_commands(&app, 1).await;
     env.assert_stream_matches_log().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
