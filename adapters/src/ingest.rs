@@ -13,18 +13,6 @@
 //! Also in the same transaction: the suppression list (so an acknowledged
 //! unsubscribe is seen by every later authorisation) and the personal parts
 //! (emails, names, subjects) in their erasable tables.
-//!
-//! **Group commit.** Every append takes the append lock and holds it to
-//! commit (that is what makes the relay gap-safe), so transactions that
-//! append cannot share a WAL flush: one request per transaction caps small
-//! requests at one insert-plus-commit each, however many arrive at once.
-//! [`Ingest`] therefore queues requests and lets a few workers take
-//! whatever has queued up (up to [`GROUP_ITEMS`] items) into one
-//! transaction: each request is decided and appended in turn, as it would
-//! be in a transaction of its own, and all commit together. A request
-//! answers only after that commit. Should the group fail for a reason of
-//! one request's own, each request is run again alone, so one bad request
-//! never fails another.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -45,11 +33,6 @@ use sextant_domain::{aggregate_types, send::input::Invalid};
 
 /// Most items in one request.
 pub const MAX_BATCH: usize = 1000;
-/// A group commit takes requests until it holds this many items.
-pub const GROUP_ITEMS: usize = 2000;
-/// Workers taking groups from the queue: while one commits, another
-/// decides the next group.
-const WORKERS: usize = 2;
 const RETRIES: usize = 5;
 
 /// What happened to one item of a batch.
@@ -87,140 +70,11 @@ pub enum IngestError {
     Database(#[from] sqlx::Error),
     #[error("kept conflicting with concurrent writers; retry")]
     Contended,
-    #[error("the database is unavailable")]
-    Unavailable,
 }
 
 impl IngestError {
     pub fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Database(e) => crate::db::is_unavailable(e),
-            Self::Unavailable => true,
-            Self::Contended => false,
-        }
-    }
-}
-
-/// The group-commit queue of the write path (see the module docs). Cheap
-/// to clone; its workers start with the first request and stop when the
-/// last handle is dropped.
-#[derive(Clone)]
-pub struct Ingest {
-    pool: PgPool,
-    queue: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Job>>>,
-}
-
-/// One request waiting in the queue.
-struct Job {
-    writer: Writer,
-    commands: Vec<Command>,
-    personal: Vec<(Uuid, String, PersonalParts)>,
-    results: Vec<Option<ItemResult>>,
-    reply: tokio::sync::oneshot::Sender<Result<BatchResult, IngestError>>,
-}
-
-impl Ingest {
-    pub fn new(pool: PgPool) -> Self {
-        Self {
-            pool,
-            queue: Default::default(),
-        }
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// Queues a request and waits for the commit of the group it joined.
-    async fn submit(
-        &self,
-        writer: &Writer,
-        commands: Vec<Command>,
-        personal: Vec<(Uuid, String, PersonalParts)>,
-        results: Vec<Option<ItemResult>>,
-    ) -> Result<BatchResult, IngestError> {
-        let queue = self.queue.get_or_init(|| {
-            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-            let receiver = std::sync::Arc::new(tokio::sync::Mutex::new(receiver));
-            for _ in 0..WORKERS {
-                tokio::spawn(work(self.pool.clone(), receiver.clone()));
-            }
-            sender
-        });
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = Job {
-            writer: writer.clone(),
-            commands,
-            personal,
-            results,
-            reply,
-        };
-        if queue.send(job).is_err() {
-            return Err(IngestError::Unavailable);
-        }
-        answer.await.unwrap_or(Err(IngestError::Unavailable))
-    }
-}
-
-/// A worker: takes the first request waiting and whatever else has queued
-/// up behind it, and commits them as one group. Until every queue handle
-/// is gone.
-async fn work(
-    pool: PgPool,
-    queue: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Job>>>,
-) {
-    loop {
-        let jobs = {
-            let mut receiver = queue.lock().await;
-            let Some(first) = receiver.recv().await else {
-                return;
-            };
-            let mut items = first.commands.len();
-            let mut jobs = vec![first];
-            while items < GROUP_ITEMS {
-                match receiver.try_recv() {
-                    Ok(job) => {
-                        items += job.commands.len();
-                        jobs.push(job);
-                    }
-                    Err(_) => break,
-                }
-            }
-            jobs
-        };
-        metrics::histogram!("sextant_ingest_group_requests").record(jobs.len() as f64);
-        commit_group(&pool, jobs).await;
-    }
-}
-
-/// Commits `jobs` together and answers each; on a failure of the group
-/// that is not the database's, runs each alone so that the failure stays
-/// with the request that caused it.
-async fn commit_group(pool: &PgPool, jobs: Vec<Job>) {
-    if jobs.len() > 1 {
-        match run(pool, &jobs).await {
-            Ok(done) => {
-                for (job, result) in jobs.into_iter().zip(done) {
-                    let _ = job.reply.send(Ok(result));
-                }
-                return;
-            }
-            Err(err) if err.is_unavailable() => {
-                for job in jobs {
-                    let _ = job.reply.send(Err(IngestError::Unavailable));
-                }
-                return;
-            }
-            Err(err) => {
-                tracing::debug!(error = %err, "a group failed; committing its requests one by one");
-            }
-        }
-    }
-    for job in jobs {
-        let result = run(pool, std::slice::from_ref(&job))
-            .await
-            .map(|mut done| done.remove(0));
-        let _ = job.reply.send(result);
+        matches!(self, Self::Database(e) if crate::db::is_unavailable(e))
     }
 }
 
@@ -273,7 +127,7 @@ struct Command {
 
 /// Records a batch of sends.
 pub async fn record_sends(
-    ingest: &Ingest,
+    pool: &PgPool,
     writer: &Writer,
     items: Vec<SendItem>,
 ) -> Result<BatchResult, IngestError> {
@@ -300,13 +154,13 @@ pub async fn record_sends(
             }
         }
     }
-    ingest.submit(writer, commands, personal, results).await
+    run(pool, writer, commands, &personal, results).await
 }
 
 /// Records a batch of outcomes. An outcome whose message belongs to another
 /// client's send is refused; one whose send has not arrived yet is kept.
 pub async fn record_outcomes(
-    ingest: &Ingest,
+    pool: &PgPool,
     writer: &Writer,
     items: Vec<OutcomeItem>,
 ) -> Result<BatchResult, IngestError> {
@@ -345,7 +199,7 @@ pub async fn record_outcomes(
     .bind(&providers)
     .bind(&messages)
     .bind(writer.client_id)
-    .fetch_all(ingest.pool())
+    .fetch_all(pool)
     .await?;
     let foreign: BTreeSet<(String, String)> = foreign.into_iter().collect();
     commands.retain(|c| {
@@ -359,7 +213,7 @@ pub async fn record_outcomes(
             true
         }
     });
-    ingest.submit(writer, commands, Vec::new(), results).await
+    run(pool, writer, commands, &[], results).await
 }
 
 fn error_item(invalid: Invalid) -> ItemResult {
@@ -369,36 +223,21 @@ fn error_item(invalid: Invalid) -> ItemResult {
     }
 }
 
-/// Decides and appends `jobs` in one transaction, each in turn as it would
-/// be alone; decides them all again if a concurrent writer got there first.
-async fn run(pool: &PgPool, jobs: &[Job]) -> Result<Vec<BatchResult>, IngestError> {
+async fn run(
+    pool: &PgPool,
+    writer: &Writer,
+    commands: Vec<Command>,
+    personal: &[(Uuid, String, PersonalParts)],
+    results: Vec<Option<ItemResult>>,
+) -> Result<BatchResult, IngestError> {
     for attempt in 0..RETRIES {
         let mut tx = pool.begin().await?;
-        let mut done = Vec::with_capacity(jobs.len());
-        let mut failed = None;
-        for job in jobs {
-            match attempt_batch(
-                &mut tx,
-                &job.writer,
-                &job.commands,
-                &job.personal,
-                job.results.clone(),
-            )
-            .await
-            {
-                Ok(result) => done.push(result),
-                Err(err) => {
-                    failed = Some(err);
-                    break;
-                }
-            }
-        }
-        match failed {
-            None => {
+        match attempt_batch(&mut tx, writer, &commands, personal, results.clone()).await {
+            Ok(done) => {
                 tx.commit().await?;
                 return Ok(done);
             }
-            Some(IngestError::Database(sqlx::Error::Database(db)))
+            Err(IngestError::Database(sqlx::Error::Database(db)))
                 if db.code().as_deref() == Some("23505") =>
             {
                 tracing::debug!(
@@ -407,7 +246,7 @@ async fn run(pool: &PgPool, jobs: &[Job]) -> Result<Vec<BatchResult>, IngestErro
                 );
                 tx.rollback().await?;
             }
-            Some(err) => return Err(err),
+            Err(err) => return Err(err),
         }
     }
     Err(IngestError::Contended)

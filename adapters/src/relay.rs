@@ -161,7 +161,7 @@ impl Relay {
     /// holds, or back to its last one if it holds less than the cursor says.
     /// Answers the stream's last sequence, which the next publication
     /// chains to.
-    pub async fn skip_already_published(&self) -> Result<u64, RelayError> {
+    async fn skip_already_published(&self) -> Result<u64, RelayError> {
         let store_id = crate::db::store_id(&self.pool).await?;
         let mut stream = stream::ensure_stream(&self.js, &self.settings, store_id)
             .await

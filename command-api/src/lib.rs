@@ -58,8 +58,6 @@ pub struct AppState {
     pub context: Arc<CommandStore<ClientContext>>,
     pub experiments: Arc<CommandStore<Experiment>>,
     pub llm: Option<Arc<LlmClient>>,
-    /// The group-commit queue of the sends-and-outcomes write path.
-    pub ingest: sextant_adapters::ingest::Ingest,
 }
 
 impl AppState {
@@ -73,7 +71,6 @@ impl AppState {
             experiments: CommandStore::new(pool.clone(), ()),
             llm: settings.llm.clone().map(|s| Arc::new(LlmClient::new(s))),
             operator_key: settings.operator_key.clone(),
-            ingest: sextant_adapters::ingest::Ingest::new(pool.clone()),
             pool,
         }
     }

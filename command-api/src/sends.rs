@@ -196,7 +196,7 @@ async fn record_sends(
                 .and_then(|input| input.into_facts(now, |email| ingest::lead_ref(&key, email)))
         })
         .collect();
-    let result = ingest::record_sends(&state.ingest, &writer(client_id, &principal, &ids), parsed)
+    let result = ingest::record_sends(&state.pool, &writer(client_id, &principal, &ids), parsed)
         .await
         .map_err(ingest_error)?;
     answer(result, batch)
@@ -219,10 +219,9 @@ async fn record_outcomes(
         .into_iter()
         .map(|item| parse_item::<OutcomeInput>(item).and_then(|input| input.into_facts(now)))
         .collect();
-    let result =
-        ingest::record_outcomes(&state.ingest, &writer(client_id, &principal, &ids), parsed)
-            .await
-            .map_err(ingest_error)?;
+    let result = ingest::record_outcomes(&state.pool, &writer(client_id, &principal, &ids), parsed)
+        .await
+        .map_err(ingest_error)?;
     answer(result, batch)
 }
 

@@ -170,11 +170,11 @@ async fn receive(
     for (kind, result) in [
         (
             "sends",
-            ingest::record_sends(&state.ingest, &writer, sends).await,
+            ingest::record_sends(&state.pool, &writer, sends).await,
         ),
         (
             "outcomes",
-            ingest::record_outcomes(&state.ingest, &writer, outcomes).await,
+            ingest::record_outcomes(&state.pool, &writer, outcomes).await,
         ),
     ] {
         let result = result.map_err(|e| {
