@@ -13,8 +13,9 @@
 //!   holds (the stream's last event tells how far it got), so a crash
 //!   between publishing and marking republishes nothing, however long the
 //!   relay was down.
-//! - **Pipelined**: a batch is published without waiting for each ack, then
-//!   the acks are awaited together.
+//! - **Pipelined**: a batch is published without waiting for anything, and
+//!   only its last message is acknowledged (the chain below makes that
+//!   enough).
 //! - **Chained**: every message says which sequence must be the stream's
 //!   last when it lands (`Nats-Expected-Last-Sequence`: that of the event
 //!   before it; the stream's last sequence is durable, unlike the last
@@ -220,36 +221,75 @@ impl Relay {
 
     /// Publishes a batch, pipelined, each message chained to the one before
     /// it (the first to `after`, the stream's last sequence now), and
-    /// returns once JetStream has acknowledged all of it: answers the
+    /// returns once JetStream has acknowledged the last: answers the
     /// stream's last sequence then.
+    ///
+    /// Only the last message asks for an acknowledgement; the others are
+    /// plain publishes on the same connection, in order. The chain makes one
+    /// acknowledgement enough: a message lands only if the one before it
+    /// landed right before it, so the last landing at `after + n` proves
+    /// that all `n` landed, in order, once each. If any did not (a refused
+    /// link, a lost connection, a repeat), neither did the last, and the
+    /// batch fails and is published again from where the stream is. An
+    /// acknowledgement per message cost NATS a reply and the relay a reply
+    /// to parse for every event.
     pub async fn publish(&self, after: u64, batch: &[RecordedEvent]) -> Result<u64, RelayError> {
-        let mut acks = Vec::with_capacity(batch.len());
-        for (expected, event) in (after..).zip(batch) {
-            let body = serde_json::to_vec(&event.to_cloud_event())
-                .map_err(|e| RelayError::Stream(e.to_string()))?;
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(POSITION_HEADER, event.global_position.to_string().as_str());
-            headers.insert(AGGREGATE_HEADER, event.aggregate_type.as_str());
-            let publish = PublishMessage::build()
-                .payload(body.into())
-                .headers(headers)
-                .message_id(event.event_id.to_string())
-                .expected_last_sequence(expected);
-            let ack = self
-                .js
-                .send_publish(event.subject(&self.settings.subject_prefix), publish)
+        let stream_error = |e: &dyn std::fmt::Display| RelayError::Stream(e.to_string());
+        let client = self.js.client();
+        let Some((last, head)) = batch.split_last() else {
+            return Ok(after);
+        };
+        for (expected, event) in (after..).zip(head) {
+            let (subject, headers, body) = self.message(expected, event)?;
+            client
+                .publish_with_headers(subject, headers, body.into())
                 .await
-                .map_err(|e| RelayError::Stream(e.to_string()))?;
-            acks.push(ack);
+                .map_err(|e| stream_error(&e))?;
         }
-        let mut last = after;
-        for ack in acks {
-            last = ack
-                .await
-                .map_err(|e| RelayError::Stream(e.to_string()))?
-                .sequence;
+        let expected = after + head.len() as u64;
+        let (subject, headers, body) = self.message(expected, last)?;
+        let ack = self
+            .js
+            .send_publish(
+                subject,
+                PublishMessage::build()
+                    .payload(body.into())
+                    .headers(headers),
+            )
+            .await
+            .map_err(|e| stream_error(&e))?
+            .await
+            .map_err(|e| stream_error(&e))?;
+        if ack.duplicate || ack.sequence != expected + 1 {
+            return Err(RelayError::Stream(format!(
+                "the batch did not land whole: its last event is at {} (a repeat: {}), not {}",
+                ack.sequence,
+                ack.duplicate,
+                expected + 1
+            )));
         }
-        Ok(last)
+        Ok(ack.sequence)
+    }
+
+    /// One event's message: subject, headers (dedupe id, chain link and the
+    /// skip headers) and CloudEvent body.
+    fn message(
+        &self,
+        expected_last: u64,
+        event: &RecordedEvent,
+    ) -> Result<(String, async_nats::HeaderMap, Vec<u8>), RelayError> {
+        use async_nats::header;
+        let body = serde_json::to_vec(&event.to_cloud_event())
+            .map_err(|e| RelayError::Stream(e.to_string()))?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(header::NATS_MESSAGE_ID, event.event_id.to_string().as_str());
+        headers.insert(
+            header::NATS_EXPECTED_LAST_SEQUENCE,
+            expected_last.to_string().as_str(),
+        );
+        headers.insert(POSITION_HEADER, event.global_position.to_string().as_str());
+        headers.insert(AGGREGATE_HEADER, event.aggregate_type.as_str());
+        Ok((event.subject(&self.settings.subject_prefix), headers, body))
     }
 
     /// Everything up to `last` is on the stream: no committed event below

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, stream};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sextant_domain::metadata;
 use sqlx::postgres::PgRow;
@@ -29,10 +30,44 @@ pub struct RecordedEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    pub payload: Value,
+    pub payload: Payload,
     pub metadata: Value,
     pub recorded_at: DateTime<Utc>,
     pub client_id: Option<Uuid>,
+}
+
+/// An event's payload as committed: its JSON text, parsed only into the
+/// type a reader asks for. Going through a generic `Value` tree first (and
+/// cloning it to deserialize) was the biggest cost of reading the stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<RawValue>);
+
+impl Payload {
+    pub fn from_value(value: &Value) -> serde_json::Result<Self> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The payload as `T`.
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The payload as a generic JSON value (for tests and tools).
+    pub fn to_value(&self) -> Value {
+        self.parse().unwrap_or(Value::Null)
+    }
+
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+}
+
+/// Equal when the JSON is, however it is spelled.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text() || self.to_value() == other.to_value()
+    }
 }
 
 /// The columns [`RecordedEvent::from_row`] reads, for `SELECT`s of `events`.
@@ -49,7 +84,7 @@ impl RecordedEvent {
             sequence: row.try_get("sequence")?,
             event_type: row.try_get("event_type")?,
             event_version: row.try_get("event_version")?,
-            payload: row.try_get("payload")?,
+            payload: row.try_get::<sqlx::types::Json<Payload>, _>("payload")?.0,
             metadata: row.try_get("metadata")?,
             recorded_at: row.try_get("recorded_at")?,
             client_id: row.try_get("client_id")?,
@@ -129,7 +164,7 @@ pub struct CloudEvent {
     pub subject: String,
     pub time: DateTime<Utc>,
     pub datacontenttype: String,
-    pub data: Value,
+    pub data: Payload,
     pub sextantposition: i64,
     pub sextantsequence: i64,
     pub sextantclient: Option<Uuid>,

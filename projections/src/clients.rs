@@ -44,7 +44,7 @@ impl Projection for ClientsProjection {
             .map_err(|e| ProjectionError::Malformed(format!("client id: {e}")))?;
         let at = event.recorded_at;
         let position = event.global_position;
-        match serde_json::from_value::<ClientEvent>(event.payload.clone())? {
+        match event.payload.parse::<ClientEvent>()? {
             ClientEvent::ClientRegistered {
                 profile,
                 permission_mode,

@@ -45,7 +45,7 @@ impl Projection for ContextProjection {
         let at = event.recorded_at;
         let position = event.global_position;
         let actor = event.actor();
-        match serde_json::from_value::<ContextEvent>(event.payload.clone())? {
+        match event.payload.parse::<ContextEvent>()? {
             ContextEvent::UpdateProposed {
                 update_id,
                 source,

@@ -34,7 +34,7 @@ impl Projection for ExperimentsProjection {
         }
         let experiment_id = Uuid::parse_str(&event.aggregate_id)
             .map_err(|e| ProjectionError::Malformed(format!("experiment id: {e}")))?;
-        match serde_json::from_value::<ExperimentEvent>(event.payload.clone())? {
+        match event.payload.parse::<ExperimentEvent>()? {
             ExperimentEvent::ExperimentCreated {
                 client_id,
                 name,

@@ -21,21 +21,56 @@ pub struct PatternsProjection;
 /// The family and key every send is counted under: the client's baseline.
 pub const BASELINE: (&str, &str) = ("all", "all");
 
-type CountKey = (Uuid, String, String, String);
-
+/// Count changes by `client \u{1f} scope \u{1f} family|key`: one string
+/// per counter, so that adding to one already seen allocates nothing (a
+/// send adds to some thirty of them).
 #[derive(Default)]
-struct Deltas(BTreeMap<CountKey, [i64; 4]>);
+struct Deltas {
+    counts: HashMap<String, Counter>,
+    buffer: String,
+}
+
+struct Counter {
+    client: Uuid,
+    scope: String,
+    key: String,
+    counts: [i64; 4],
+}
 
 impl Deltas {
     fn add(&mut self, client: Uuid, scopes: &[String], keys: &[String], column: usize) {
+        use std::fmt::Write;
         for scope in scopes {
             for key in keys {
-                let (family, key) = key.split_once('|').unwrap_or(("?", key));
-                self.0
-                    .entry((client, scope.clone(), family.to_owned(), key.to_owned()))
-                    .or_default()[column] += 1;
+                self.buffer.clear();
+                let _ = write!(self.buffer, "{client}\u{1f}{scope}\u{1f}{key}");
+                match self.counts.get_mut(self.buffer.as_str()) {
+                    Some(counter) => counter.counts[column] += 1,
+                    None => {
+                        let mut counts = [0; 4];
+                        counts[column] = 1;
+                        let counter = Counter {
+                            client,
+                            scope: scope.clone(),
+                            key: key.clone(),
+                            counts,
+                        };
+                        self.counts.insert(self.buffer.clone(), counter);
+                    }
+                }
             }
         }
+    }
+
+    /// The rows to add: client, scope, family, key and the four counts.
+    fn rows(&self) -> Vec<(Uuid, &str, &str, &str, &[i64; 4])> {
+        self.counts
+            .values()
+            .map(|c| {
+                let (family, key) = c.key.split_once('|').unwrap_or(("?", &c.key));
+                (c.client, c.scope.as_str(), family, key, &c.counts)
+            })
+            .collect()
     }
 }
 
@@ -89,11 +124,7 @@ impl Projection for PatternsProjection {
             let client = event.client_id.ok_or_else(|| {
                 ProjectionError::Malformed("a send event without a client".into())
             })?;
-            parsed.push((
-                send_id,
-                client,
-                serde_json::from_value::<SendEvent>(event.payload.clone())?,
-            ));
+            parsed.push((send_id, client, event.payload.parse::<SendEvent>()?));
         }
         if parsed.is_empty() {
             return Ok(());
@@ -261,8 +292,8 @@ impl Projection for PatternsProjection {
             .execute(&mut *conn)
             .await?;
         }
-        if !deltas.0.is_empty() {
-            let rows: Vec<(&CountKey, &[i64; 4])> = deltas.0.iter().collect();
+        if !deltas.counts.is_empty() {
+            let rows = deltas.rows();
             sqlx::query(
                 "INSERT INTO pattern_counts (client_id, scope, family, key, sends, replies, positive_replies, meetings) \
                  SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], \
@@ -273,14 +304,14 @@ impl Projection for PatternsProjection {
                     positive_replies = pattern_counts.positive_replies + EXCLUDED.positive_replies, \
                     meetings = pattern_counts.meetings + EXCLUDED.meetings",
             )
-            .bind(rows.iter().map(|(k, _)| k.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(k, _)| k.1.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(k, _)| k.2.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(k, _)| k.3.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, d)| d[0]).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, d)| d[1]).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, d)| d[2]).collect::<Vec<_>>())
-            .bind(rows.iter().map(|(_, d)| d[3]).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.4[0]).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.4[1]).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.4[2]).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.4[3]).collect::<Vec<_>>())
             .execute(conn)
             .await?;
         }

@@ -29,6 +29,10 @@ use tokio_util::sync::CancellationToken;
 /// Most events applied in one transaction.
 pub const BATCH: usize = 1000;
 
+/// How often a projector that reads one aggregate type (and so is sent only
+/// that type's events) moves its checkpoint past the events it was not sent.
+pub const IDLE_ADVANCE: Duration = Duration::from_millis(25);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
     #[error("database: {0}")]
@@ -91,7 +95,16 @@ pub async fn lock_projection(conn: &mut PgConnection, name: &str) -> Result<(), 
     Ok(())
 }
 
+/// The projection's checkpoint, created at 0 the first time.
 pub async fn checkpoint(conn: &mut PgConnection, name: &str) -> Result<i64, sqlx::Error> {
+    let known: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE projection = $1")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(position) = known {
+        return Ok(position);
+    }
     sqlx::query(
         "INSERT INTO projection_checkpoints (projection) VALUES ($1) ON CONFLICT DO NOTHING",
     )
@@ -119,16 +132,20 @@ pub async fn set_checkpoint(
     Ok(())
 }
 
-async fn set_stream_sequence(
+/// Moves the checkpoint and the stream sequence to resume after, in one
+/// statement.
+async fn set_checkpoint_and_sequence(
     conn: &mut PgConnection,
     name: &str,
+    position: i64,
     sequence: u64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE projection_checkpoints SET stream_sequence = GREATEST(stream_sequence, $2) \
-         WHERE projection = $1",
+        "UPDATE projection_checkpoints SET position = $2, updated_at = now(), \
+         stream_sequence = GREATEST(stream_sequence, $3) WHERE projection = $1",
     )
     .bind(name)
+    .bind(position)
     .bind(sequence as i64)
     .execute(conn)
     .await?;
@@ -157,8 +174,7 @@ pub async fn apply_batch(
     lock_projection(conn, name).await?;
     let from = checkpoint(conn, name).await?;
     let position = apply_events(conn, projection, events, from).await?;
-    set_checkpoint(conn, name, position).await?;
-    set_stream_sequence(conn, name, last_stream_sequence).await?;
+    set_checkpoint_and_sequence(conn, name, position, last_stream_sequence).await?;
     Ok(position)
 }
 
@@ -411,6 +427,53 @@ impl Projector {
         format!("sextant_projection_{projection}")
     }
 
+    /// The subjects of the one aggregate type the projection reads, if it
+    /// reads just one (subjects are `<prefix>.<client>.<aggregate>.<event>`).
+    fn filter_subject(&self) -> Option<String> {
+        match self.projection.aggregate_types() {
+            Some([one]) => Some(format!("{}.*.{one}.>", self.settings.subject_prefix)),
+            _ => None,
+        }
+    }
+
+    /// A projector sent only its own aggregate type's events would never
+    /// see the positions of the others, and its checkpoint, which readers
+    /// wait on (consistency tokens, replay, lag), would stall at its last
+    /// own event. When it has applied everything the server sent it, it
+    /// moves the checkpoint to the relay's cursor instead: the cursor is
+    /// read first, and every event up to it was on the stream then, so if
+    /// the consumer has nothing left to deliver and nothing delivered but
+    /// unacknowledged (a batch is acknowledged only once it is committed),
+    /// every event of its type up to the cursor is applied. (The consumer's
+    /// delivered sequence cannot tell: the server moves it past the events
+    /// the filter skips.) Answers the position the checkpoint is known to
+    /// have reached.
+    async fn advance_past_unsent(
+        &self,
+        consumer: &mut consumer::PullConsumer,
+        reached: i64,
+    ) -> Result<i64, anyhow::Error> {
+        let published: i64 = sqlx::query_scalar("SELECT position FROM relay_cursor")
+            .fetch_one(&self.pool)
+            .await?;
+        if published <= reached {
+            return Ok(reached);
+        }
+        let info = consumer.info().await?;
+        if info.num_pending > 0 || info.num_ack_pending > 0 {
+            return Ok(reached);
+        }
+        let name = self.projection.name();
+        let mut tx = self.pool.begin().await?;
+        lock_projection(&mut tx, name).await?;
+        let from = checkpoint(&mut tx, name).await?;
+        if published > from {
+            set_checkpoint(&mut tx, name, published).await?;
+        }
+        tx.commit().await?;
+        Ok(published.max(from))
+    }
+
     pub async fn run(self, shutdown: CancellationToken) {
         let mut delay = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
@@ -470,9 +533,14 @@ impl Projector {
         };
         let durable = Self::consumer_name(name);
         let _ = stream.delete_consumer(&durable).await;
-        let consumer: consumer::PullConsumer = stream
+        let filter = self.filter_subject();
+        let mut consumer: consumer::PullConsumer = stream
             .create_consumer(consumer::pull::Config {
                 durable_name: Some(durable),
+                // The server sends only what the projection reads: every
+                // event sent to every projector cost NATS a delivery and the
+                // projector a message to look at, for nothing.
+                filter_subject: filter.clone().unwrap_or_default(),
                 // One ack per batch (for its last message) acknowledges the
                 // whole batch: a per-message ack cost NATS a publish per
                 // event per projection.
@@ -491,9 +559,16 @@ impl Projector {
             .messages()
             .await?;
         let mut chunks = messages.ready_chunks(BATCH);
+        let mut reached = position_of(&self.pool, name).await?;
+        let mut idle = tokio::time::interval(IDLE_ADVANCE);
+        idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let chunk = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
+                _ = idle.tick(), if filter.is_some() => {
+                    reached = self.advance_past_unsent(&mut consumer, reached).await?;
+                    continue;
+                }
                 chunk = chunks.next() => chunk,
             };
             let Some(chunk) = chunk else {
@@ -526,6 +601,7 @@ impl Projector {
             let position =
                 apply_batch(&mut tx, self.projection.as_ref(), &incoming, last_sequence).await?;
             tx.commit().await?;
+            reached = reached.max(position);
             metrics::gauge!("sextant_projection_position", "projection" => name)
                 .set(position as f64);
             // An ack lost here only means a redelivery, which the

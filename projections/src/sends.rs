@@ -44,7 +44,6 @@ impl Projection for SendsProjection {
     ) -> Result<(), ProjectionError> {
         let mut sends = SendColumns::default();
         let mut outcomes = OutcomeColumns::default();
-        let mut touched = Vec::new();
         for event in events
             .iter()
             .filter(|e| e.aggregate_type == aggregate_types::SEND)
@@ -54,7 +53,7 @@ impl Projection for SendsProjection {
             let client_id = event.client_id.ok_or_else(|| {
                 ProjectionError::Malformed("a send event without a client".into())
             })?;
-            match serde_json::from_value::<SendEvent>(event.payload.clone())? {
+            match event.payload.parse::<SendEvent>()? {
                 SendEvent::SendRecorded(facts) => {
                     sends.push(send_id, client_id, event.global_position, *facts)?
                 }
@@ -62,10 +61,6 @@ impl Projection for SendsProjection {
                     outcomes.push(send_id, client_id, event.global_position, &outcome)
                 }
             }
-            touched.push(send_id);
-        }
-        if touched.is_empty() {
-            return Ok(());
         }
         if !sends.send_id.is_empty() {
             sqlx::query(
@@ -119,7 +114,21 @@ impl Projection for SendsProjection {
         }
         // Whichever arrived last, the send or its suppressing outcome, the
         // lead is suppressed now; the earliest such outcome stands, so the
-        // result does not depend on arrival order.
+        // result does not depend on arrival order. Only the sends this batch
+        // records and those of its suppressing outcomes can change anything
+        // (the partial index answers the rest at once).
+        let mut candidates: Vec<Uuid> = sends.send_id.clone();
+        candidates.extend(
+            outcomes
+                .send_id
+                .iter()
+                .zip(&outcomes.suppresses)
+                .filter(|(_, reason)| reason.is_some())
+                .map(|(id, _)| *id),
+        );
+        if candidates.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO suppression_view (client_id, lead_ref, reason, send_id, since) \
              SELECT DISTINCT ON (s.client_id, s.lead_ref) s.client_id, s.lead_ref, o.suppresses, s.send_id, o.occurred_at \
@@ -130,7 +139,7 @@ impl Projection for SendsProjection {
                   send_id = EXCLUDED.send_id, since = EXCLUDED.since \
              WHERE (EXCLUDED.since, EXCLUDED.send_id) < (suppression_view.since, suppression_view.send_id)",
         )
-        .bind(&touched)
+        .bind(&candidates)
         .execute(conn)
         .await?;
         Ok(())

@@ -100,7 +100,7 @@ impl TestEnv {
         let database_url = with_database(&admin, &db_name);
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .connect(&database_url)
+            .connect_with(db::connect_options(&database_url).expect("a database URL"))
             .await
             .expect("connect to the test database");
         db::migrate(&pool).await.expect("migrate");

@@ -61,8 +61,9 @@ async fn a_registered_client_travels_from_command_to_stream_to_query() {
     assert_eq!(event.sextantsequence, 1);
     assert_eq!(event.sextantclient, Some(client));
     assert_eq!(event.sextantactor.as_deref(), Some("operator"));
-    assert_eq!(event.data["type"], "client_registered");
-    assert_eq!(event.data["profile"]["name"], "Acme");
+    let data = event.data.to_value();
+    assert_eq!(data["type"], "client_registered");
+    assert_eq!(data["profile"]["name"], "Acme");
     let subjects = env.stream_subjects().await;
     assert_eq!(
         subjects,
