@@ -182,23 +182,26 @@ pub async fn record_outcomes(
             }),
         }
     }
-    // Messages another client owns.
+    // Messages another client owns. The send id this client would give the
+    // message is looked up first, by primary key: a message this client
+    // already knows (the usual case) is not looked for among the others.
     let providers: Vec<String> = commands.iter().map(|c| c.provider.clone()).collect();
     let messages: Vec<String> = commands
         .iter()
         .map(|c| c.provider_message_id.clone())
         .collect();
+    let own_ids: Vec<Uuid> = commands.iter().map(|c| c.send_id).collect();
     let foreign: Vec<(String, String)> = sqlx::query_as(
-        "SELECT s.provider, s.provider_message_id FROM send_state s \
-         JOIN UNNEST($1::text[], $2::text[]) AS m(provider, provider_message_id) \
-         ON s.provider = m.provider AND s.provider_message_id = m.provider_message_id \
-         WHERE s.client_id <> $3 AND s.recorded AND NOT EXISTS (SELECT 1 FROM send_state own \
-               WHERE own.client_id = $3 AND own.provider = m.provider \
-               AND own.provider_message_id = m.provider_message_id)",
+        "SELECT m.provider, m.provider_message_id \
+         FROM UNNEST($1::text[], $2::text[], $4::uuid[]) AS m(provider, provider_message_id, own_id) \
+         WHERE NOT EXISTS (SELECT 1 FROM send_state own WHERE own.send_id = m.own_id) \
+           AND EXISTS (SELECT 1 FROM send_state s WHERE s.provider = m.provider \
+               AND s.provider_message_id = m.provider_message_id AND s.client_id <> $3 AND s.recorded)",
     )
     .bind(&providers)
     .bind(&messages)
     .bind(writer.client_id)
+    .bind(&own_ids)
     .fetch_all(pool)
     .await?;
     let foreign: BTreeSet<(String, String)> = foreign.into_iter().collect();

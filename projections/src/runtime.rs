@@ -400,12 +400,76 @@ impl Incoming {
     }
 }
 
+/// Projections grouped to share a consumer: those that read the same one
+/// aggregate type go together; one that reads every event, or several
+/// types, runs alone.
+pub fn groups(projections: Vec<Arc<dyn Projection>>) -> Vec<Vec<Arc<dyn Projection>>> {
+    let mut groups: Vec<Vec<Arc<dyn Projection>>> = Vec::new();
+    for projection in projections {
+        let shared = match projection.aggregate_types() {
+            Some([one]) => groups
+                .iter_mut()
+                .find(|g| matches!(g[0].aggregate_types(), Some([other]) if other == one)),
+            _ => None,
+        };
+        match shared {
+            Some(group) => group.push(projection),
+            None => groups.push(vec![projection]),
+        }
+    }
+    groups
+}
+
+/// A batch with more than this many messages ready at once means the
+/// projector is behind: it then waits up to [`LINGER`] to fill the batch.
+const LINGER_FROM: usize = 64;
+/// The longest a projector behind the stream waits to fill a batch.
+const LINGER: Duration = Duration::from_millis(10);
+
+/// The messages ready after `first`, up to [`BATCH`]. The client hands
+/// messages over a socket read at a time (some 128 of ours), so a projector
+/// behind the stream applied batches of that size, each costing the same
+/// handful of statements and a commit as one of a thousand. Under a backlog
+/// it now waits a moment for more; a projector that keeps up never waits
+/// (its batches are small).
+async fn next_batch(
+    stream: &mut consumer::pull::Stream,
+    first: Result<jetstream::Message, consumer::pull::MessagesError>,
+) -> Result<Vec<jetstream::Message>, anyhow::Error> {
+    use futures::FutureExt;
+    let mut batch = vec![first.map_err(|e| anyhow::anyhow!("stream: {e}"))?];
+    while batch.len() < BATCH {
+        match stream.next().now_or_never() {
+            Some(Some(message)) => batch.push(message.map_err(|e| anyhow::anyhow!("stream: {e}"))?),
+            _ => break,
+        }
+    }
+    if batch.len() >= LINGER_FROM {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(message)) => {
+                    batch.push(message.map_err(|e| anyhow::anyhow!("stream: {e}"))?)
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok(batch)
+}
+
 /// Runs one projection from the stream until shutdown.
+/// Runs projections that read the same events from one consumer: each
+/// batch is delivered and parsed once and applied by each of them, in one
+/// transaction, each against its own checkpoint. Two projections of the
+/// send stream on two consumers cost NATS two deliveries of every send and
+/// outcome, and the projectors two parses and two commits.
 pub struct Projector {
     pool: PgPool,
     js: jetstream::Context,
     settings: StreamSettings,
-    projection: Arc<dyn Projection>,
+    projections: Vec<Arc<dyn Projection>>,
+    name: String,
 }
 
 impl Projector {
@@ -415,12 +479,42 @@ impl Projector {
         settings: StreamSettings,
         projection: Arc<dyn Projection>,
     ) -> Self {
+        Self::group(pool, js, settings, vec![projection])
+    }
+
+    /// One projector for `projections`, which must read the same
+    /// aggregate types (see [`groups`]).
+    pub fn group(
+        pool: PgPool,
+        js: jetstream::Context,
+        settings: StreamSettings,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Self {
+        let name = projections
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join("_");
         Self {
             pool,
             js,
             settings,
-            projection,
+            projections,
+            name,
         }
+    }
+
+    /// A projector per set of projections reading the same aggregate types.
+    pub fn for_all(
+        pool: &PgPool,
+        js: &jetstream::Context,
+        settings: &StreamSettings,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Vec<Self> {
+        groups(projections)
+            .into_iter()
+            .map(|group| Self::group(pool.clone(), js.clone(), settings.clone(), group))
+            .collect()
     }
 
     pub fn consumer_name(projection: &str) -> String {
@@ -430,7 +524,7 @@ impl Projector {
     /// The subjects of the one aggregate type the projection reads, if it
     /// reads just one (subjects are `<prefix>.<client>.<aggregate>.<event>`).
     fn filter_subject(&self) -> Option<String> {
-        match self.projection.aggregate_types() {
+        match self.projections.first().and_then(|p| p.aggregate_types()) {
             Some([one]) => Some(format!("{}.*.{one}.>", self.settings.subject_prefix)),
             _ => None,
         }
@@ -463,15 +557,19 @@ impl Projector {
         if info.num_pending > 0 || info.num_ack_pending > 0 {
             return Ok(reached);
         }
-        let name = self.projection.name();
         let mut tx = self.pool.begin().await?;
-        lock_projection(&mut tx, name).await?;
-        let from = checkpoint(&mut tx, name).await?;
-        if published > from {
-            set_checkpoint(&mut tx, name, published).await?;
+        let mut least = published;
+        for projection in &self.projections {
+            let name = projection.name();
+            lock_projection(&mut tx, name).await?;
+            let from = checkpoint(&mut tx, name).await?;
+            if published > from {
+                set_checkpoint(&mut tx, name, published).await?;
+            }
+            least = least.min(published.max(from));
         }
         tx.commit().await?;
-        Ok(published.max(from))
+        Ok(least)
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
@@ -480,7 +578,7 @@ impl Projector {
             match self.consume(&shutdown).await {
                 Ok(()) => break,
                 Err(err) => {
-                    tracing::warn!(projection = self.projection.name(), error = %err, "projector interrupted; retrying");
+                    tracing::warn!(projector = %self.name, error = %err, "projector interrupted; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(delay) => {}
@@ -492,35 +590,43 @@ impl Projector {
     }
 
     async fn consume(&self, shutdown: &CancellationToken) -> Result<(), anyhow::Error> {
-        let name = self.projection.name();
-        // The lock lives as long as this connection; while it is held no
-        // other process projects `name`.
+        let name = self.name.as_str();
+        let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+        // The locks live as long as this connection; while they are held no
+        // other process projects these projections.
         let mut lock_conn = self.pool.acquire().await?.detach();
         loop {
             let leading: bool = sqlx::query_scalar(
-                "SELECT pg_try_advisory_lock(hashtext('sextant.projector.' || $1))",
+                "SELECT bool_and(pg_try_advisory_lock(hashtext('sextant.projector.' || n))) \
+                 FROM UNNEST($1::text[]) AS n",
             )
-            .bind(name)
+            .bind(&names)
             .fetch_one(&mut lock_conn)
             .await?;
             if leading {
                 break;
             }
+            // Some were taken elsewhere: give back the ones this got.
+            sqlx::query("SELECT pg_advisory_unlock_all()")
+                .execute(&mut lock_conn)
+                .await?;
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
-        tracing::debug!(projection = name, "projector leads");
+        tracing::debug!(projector = name, "projector leads");
         let store_id = sextant_adapters::db::store_id(&self.pool).await?;
         let mut stream = stream::ensure_stream(&self.js, &self.settings, store_id).await?;
+        // The one furthest behind says where to resume; the others skip
+        // what they have applied.
         let resume_after: i64 = sqlx::query_scalar(
-            "SELECT stream_sequence FROM projection_checkpoints WHERE projection = $1",
+            "SELECT COALESCE(min(COALESCE(c.stream_sequence, 0)), 0) FROM UNNEST($1::text[]) AS n \
+             LEFT JOIN projection_checkpoints c ON c.projection = n",
         )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
-        .unwrap_or(0);
+        .bind(&names)
+        .fetch_one(&self.pool)
+        .await?;
         let last_on_stream = stream.info().await?.state.last_sequence;
         // A stream emptier than the checkpoint was recreated: read it all
         // again (positions at or below the checkpoint are skipped anyway).
@@ -551,33 +657,29 @@ impl Projector {
                 ..Default::default()
             })
             .await?;
-        let messages = consumer
+        let mut stream = consumer
             .stream()
             .max_messages_per_batch(BATCH)
             .heartbeat(Duration::from_secs(2))
             .expires(Duration::from_secs(10))
             .messages()
             .await?;
-        let mut chunks = messages.ready_chunks(BATCH);
-        let mut reached = position_of(&self.pool, name).await?;
+        let mut reached = 0;
         let mut idle = tokio::time::interval(IDLE_ADVANCE);
         idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let chunk = tokio::select! {
+            let first = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = idle.tick(), if filter.is_some() => {
                     reached = self.advance_past_unsent(&mut consumer, reached).await?;
                     continue;
                 }
-                chunk = chunks.next() => chunk,
+                first = stream.next() => first,
             };
-            let Some(chunk) = chunk else {
+            let Some(first) = first else {
                 anyhow::bail!("the consumer's message stream ended");
             };
-            let mut messages = Vec::with_capacity(chunk.len());
-            for item in chunk {
-                messages.push(item.map_err(|e| anyhow::anyhow!("stream: {e}"))?);
-            }
+            let messages = next_batch(&mut stream, first).await?;
             let mut last_sequence = 0;
             let incoming: Vec<Incoming> = messages
                 .iter()
@@ -585,7 +687,7 @@ impl Projector {
                     let sequence = m.info().map(|i| i.stream_sequence).unwrap_or(0);
                     last_sequence = last_sequence.max(sequence);
                     Incoming::from_message(
-                        self.projection.as_ref(),
+                        self.projections[0].as_ref(),
                         m.headers.as_ref(),
                         &m.payload,
                         sequence,
@@ -593,17 +695,23 @@ impl Projector {
                 })
                 .collect();
             tracing::debug!(
-                projection = name,
+                projector = name,
                 events = incoming.len(),
                 "applying a batch"
             );
             let mut tx = self.pool.begin().await?;
-            let position =
-                apply_batch(&mut tx, self.projection.as_ref(), &incoming, last_sequence).await?;
+            let mut positions = Vec::with_capacity(self.projections.len());
+            for projection in &self.projections {
+                let position =
+                    apply_batch(&mut tx, projection.as_ref(), &incoming, last_sequence).await?;
+                positions.push((projection.name(), position));
+            }
             tx.commit().await?;
-            reached = reached.max(position);
-            metrics::gauge!("sextant_projection_position", "projection" => name)
-                .set(position as f64);
+            reached = positions.iter().map(|(_, p)| *p).min().unwrap_or(reached);
+            for (projection, position) in positions {
+                metrics::gauge!("sextant_projection_position", "projection" => projection)
+                    .set(position as f64);
+            }
             // An ack lost here only means a redelivery, which the
             // checkpoint skips.
             if let Some(last) = messages.last() {

@@ -69,13 +69,7 @@ async fn main() -> anyhow::Result<()> {
     let nats = stream::connect(&settings.nats_url).await?;
     let js = stream::jetstream(nats);
     let mut workers = Vec::new();
-    for projection in sextant_projections::all() {
-        let projector = Projector::new(
-            pool.clone(),
-            js.clone(),
-            settings.stream.clone(),
-            projection,
-        );
+    for projector in Projector::for_all(&pool, &js, &settings.stream, sextant_projections::all()) {
         workers.push(tokio::spawn(projector.run(shutdown.clone())));
     }
 

@@ -210,13 +210,9 @@ impl TestEnv {
             .await;
         }));
         if parts.projectors {
-            for projection in sextant_projections::all() {
-                let projector = Projector::new(
-                    pool.clone(),
-                    js.clone(),
-                    settings.stream.clone(),
-                    projection,
-                );
+            for projector in
+                Projector::for_all(&pool, &js, &settings.stream, sextant_projections::all())
+            {
                 tasks.push(tokio::spawn(projector.run(shutdown.clone())));
             }
         }

@@ -206,3 +206,105 @@ async fn two_processes_running_projectors_apply_each_event_once() {
     second.stop().await;
     writer.stop().await;
 }
+
+/// How many messages the projector's consumer has been sent.
+async fn delivered(env: &TestEnv, consumer: &str) -> u64 {
+    use async_nats::jetstream::consumer::pull;
+    let js = env.jetstream().await;
+    let stream = js.get_stream(&env.stream.name).await.expect("stream");
+    let mut consumer = stream
+        .get_consumer::<pull::Config>(consumer)
+        .await
+        .expect("consumer");
+    consumer
+        .info()
+        .await
+        .expect("info")
+        .delivered
+        .consumer_sequence
+}
+
+async fn events_of(env: &TestEnv, aggregate_type: &str) -> u64 {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = $1")
+        .bind(aggregate_type)
+        .fetch_one(&env.pool)
+        .await
+        .expect("count");
+    n as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projectors_are_sent_only_the_events_they_read_and_every_checkpoint_still_reaches_the_head()
+{
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    work(&app, 2).await;
+    let client = app.register_client("Sender").await.0;
+    let sends: Vec<_> = (0..5)
+        .map(sextant_tests::bench::ingest::send_item)
+        .collect();
+    let answer = app
+        .command(
+            Method::POST,
+            &format!("/v1/clients/{client}/sends"),
+            Some(OPERATOR_KEY),
+            Some(json!({ "sends": sends })),
+        )
+        .await;
+    assert_eq!(answer.body["recorded"], 5, "{answer:?}");
+    let outcomes: Vec<_> = (0..5)
+        .map(sextant_tests::bench::ingest::outcome_item)
+        .collect();
+    let answer = app
+        .command(
+            Method::POST,
+            &format!("/v1/clients/{client}/outcomes"),
+            Some(OPERATOR_KEY),
+            Some(json!({ "outcomes": outcomes })),
+        )
+        .await;
+    assert_eq!(answer.body["recorded"], 5, "{answer:?}");
+
+    // Every projection reaches the head, though most are sent none of the
+    // last events (the checkpoint moves past them once nothing is pending).
+    let head = head(&env).await;
+    env.eventually(
+        "every checkpoint at the head",
+        Duration::from_secs(20),
+        || async {
+            let mut all = true;
+            for projection in sextant_projections::all() {
+                all &= env.checkpoint(projection.name()).await == head;
+            }
+            all
+        },
+    )
+    .await;
+
+    // Each consumer was sent its aggregate type's events and nothing else;
+    // sends and patterns share one.
+    let send_events = events_of(&env, "send").await;
+    assert_eq!(send_events, 10);
+    assert_eq!(
+        delivered(&env, "sextant_projection_sends_patterns").await,
+        send_events
+    );
+    assert_eq!(
+        delivered(&env, "sextant_projection_clients").await,
+        events_of(&env, "client").await
+    );
+    assert_eq!(
+        delivered(&env, "sextant_projection_context").await,
+        events_of(&env, "client_context").await
+    );
+    // The audit reads every event.
+    let every: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&env.pool)
+        .await
+        .expect("count");
+    assert_eq!(
+        delivered(&env, "sextant_projection_audit").await,
+        every as u64
+    );
+    app.stop().await;
+}
