@@ -365,7 +365,7 @@ impl Incoming {
         projection: &dyn Projection,
         headers: Option<&async_nats::HeaderMap>,
         payload: &[u8],
-        stream_sequence: u64,
+        stream_sequence: impl FnOnce() -> u64,
     ) -> Self {
         if let (Some(wanted), Some(headers)) = (projection.aggregate_types(), headers) {
             let aggregate = headers
@@ -383,14 +383,14 @@ impl Incoming {
         Self::from_payload(payload, stream_sequence)
     }
 
-    pub fn from_payload(payload: &[u8], stream_sequence: u64) -> Self {
+    pub fn from_payload(payload: &[u8], stream_sequence: impl FnOnce() -> u64) -> Self {
         match serde_json::from_slice::<CloudEvent>(payload) {
             Ok(event) => Self::Event(event.into_recorded()),
             Err(err) => {
                 let position = serde_json::from_slice::<serde_json::Value>(payload)
                     .ok()
                     .and_then(|v| v.get("sextantposition").and_then(serde_json::Value::as_i64))
-                    .unwrap_or(-(stream_sequence as i64));
+                    .unwrap_or_else(|| -(stream_sequence() as i64));
                 Self::Unreadable {
                     position,
                     reason: format!("unreadable CloudEvent: {err}"),
@@ -680,17 +680,23 @@ impl Projector {
                 anyhow::bail!("the consumer's message stream ended");
             };
             let messages = next_batch(&mut stream, first).await?;
-            let mut last_sequence = 0;
+            // Messages come in stream order: the last one's sequence is the
+            // batch's (an ack subject is parsed only where it is needed).
+            let sequence_of =
+                |m: &jetstream::Message| m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            let last_sequence = messages.last().map(sequence_of).unwrap_or(0);
+            // A filtered consumer is sent only what its projections read:
+            // no header needs looking at to skip the rest.
+            let skip_by_header = filter.is_none();
             let incoming: Vec<Incoming> = messages
                 .iter()
                 .map(|m| {
-                    let sequence = m.info().map(|i| i.stream_sequence).unwrap_or(0);
-                    last_sequence = last_sequence.max(sequence);
+                    let headers = m.headers.as_ref().filter(|_| skip_by_header);
                     Incoming::from_message(
                         self.projections[0].as_ref(),
-                        m.headers.as_ref(),
+                        headers,
                         &m.payload,
-                        sequence,
+                        || sequence_of(m),
                     )
                 })
                 .collect();
