@@ -240,30 +240,20 @@ async fn projectors_are_sent_only_the_events_they_read_and_every_checkpoint_stil
     let app = env.start().await;
     work(&app, 2).await;
     let client = app.register_client("Sender").await.0;
-    let sends: Vec<_> = (0..5)
-        .map(sextant_tests::bench::ingest::send_item)
-        .collect();
-    let answer = app
-        .command(
-            Method::POST,
-            &format!("/v1/clients/{client}/sends"),
-            Some(OPERATOR_KEY),
-            Some(json!({ "sends": sends })),
-        )
-        .await;
-    assert_eq!(answer.body["recorded"], 5, "{answer:?}");
-    let outcomes: Vec<_> = (0..5)
-        .map(sextant_tests::bench::ingest::outcome_item)
-        .collect();
-    let answer = app
-        .command(
-            Method::POST,
-            &format!("/v1/clients/{client}/outcomes"),
-            Some(OPERATOR_KEY),
-            Some(json!({ "outcomes": outcomes })),
-        )
-        .await;
-    assert_eq!(answer.body["recorded"], 5, "{answer:?}");
+    // Five sends, then their outcomes, in the benchmark's shapes.
+    let batches = [
+        ("sends", sextant_tests::bench::ingest::sends_body(0, 5)),
+        (
+            "outcomes",
+            sextant_tests::bench::ingest::outcomes_body(0, 5),
+        ),
+    ];
+    for (path, body) in batches {
+        let recorded = sextant_tests::bench::ingest::post_batch(&app, client, path, body)
+            .await
+            .expect("posted");
+        assert_eq!(recorded, 5, "{path}");
+    }
 
     // Every projection reaches the head, though most are sent none of the
     // last events (the checkpoint moves past them once nothing is pending).
