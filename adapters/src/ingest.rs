@@ -262,6 +262,7 @@ struct StateRow {
     recorded: bool,
     lead_ref: Option<String>,
     outcomes: Vec<String>,
+    reply_classified: bool,
 }
 
 struct Loaded {
@@ -280,7 +281,8 @@ async fn attempt_batch(
 ) -> Result<BatchResult, IngestError> {
     let ids: Vec<Uuid> = commands.iter().map(|c| c.send_id).collect();
     let rows: Vec<StateRow> = sqlx::query_as(
-        "SELECT send_id, sequence, recorded, lead_ref, outcomes FROM send_state WHERE send_id = ANY($1)",
+        "SELECT send_id, sequence, recorded, lead_ref, outcomes, reply_classified FROM send_state \
+         WHERE send_id = ANY($1)",
     )
     .bind(&ids)
     .fetch_all(&mut **tx)
@@ -296,6 +298,7 @@ async fn attempt_batch(
                     recorded: row.recorded,
                     lead_ref: row.lead_ref,
                     outcomes,
+                    reply_classified: row.reply_classified,
                 },
                 provider: String::new(),
                 provider_message_id: String::new(),
@@ -423,6 +426,7 @@ async fn save_states(
     let mut recorded = Vec::new();
     let mut leads: Vec<Option<String>> = Vec::new();
     let mut outcomes = Vec::new();
+    let mut classified = Vec::new();
     for id in touched {
         let Some(loaded) = states.get(&id) else {
             continue;
@@ -435,15 +439,17 @@ async fn save_states(
         leads.push(loaded.state.lead_ref.clone());
         let kinds: Vec<&str> = loaded.state.outcomes.iter().map(|k| k.as_str()).collect();
         outcomes.push(kinds.join(","));
+        classified.push(loaded.state.reply_classified);
     }
     sqlx::query(
-        "INSERT INTO send_state (send_id, client_id, provider, provider_message_id, sequence, recorded, lead_ref, outcomes) \
+        "INSERT INTO send_state (send_id, client_id, provider, provider_message_id, sequence, recorded, lead_ref, outcomes, \
+              reply_classified) \
          SELECT u.id, $1, u.provider, u.message, u.seq, u.recorded, u.lead, \
-                CASE WHEN u.outcomes = '' THEN '{}'::text[] ELSE string_to_array(u.outcomes, ',') END \
-         FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bool[], $7::text[], $8::text[]) \
-              AS u(id, provider, message, seq, recorded, lead, outcomes) \
+                CASE WHEN u.outcomes = '' THEN '{}'::text[] ELSE string_to_array(u.outcomes, ',') END, u.classified \
+         FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bool[], $7::text[], $8::text[], $9::bool[]) \
+              AS u(id, provider, message, seq, recorded, lead, outcomes, classified) \
          ON CONFLICT (send_id) DO UPDATE SET sequence = EXCLUDED.sequence, recorded = EXCLUDED.recorded, \
-              lead_ref = EXCLUDED.lead_ref, outcomes = EXCLUDED.outcomes",
+              lead_ref = EXCLUDED.lead_ref, outcomes = EXCLUDED.outcomes, reply_classified = EXCLUDED.reply_classified",
     )
     .bind(client_id)
     .bind(&ids)
@@ -453,6 +459,7 @@ async fn save_states(
     .bind(&recorded)
     .bind(&leads)
     .bind(&outcomes)
+    .bind(&classified)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -472,13 +479,11 @@ async fn suppress(
         let Some(lead) = states.get(id).and_then(|l| l.state.lead_ref.clone()) else {
             continue;
         };
-        match event {
-            SendEvent::OutcomeRecorded(outcome) => {
-                if let Some(reason) = suppression_reason(outcome) {
-                    rows.push((lead, reason.as_str(), *id, outcome.occurred_at));
-                }
+        // A reply classified later may be the unsubscribe it did not say.
+        if let Some(outcome) = event.outcome() {
+            if let Some(reason) = suppression_reason(outcome) {
+                rows.push((lead, reason.as_str(), *id, outcome.occurred_at));
             }
-            SendEvent::SendRecorded(_) => {}
         }
     }
     // A send that arrives after outcomes of its own (out-of-order webhooks):
@@ -494,21 +499,24 @@ async fn suppress(
     if !late.is_empty() {
         let earlier: Vec<(String, Value)> = sqlx::query_as(
             "SELECT aggregate_id, payload FROM events WHERE aggregate_type = $1 \
-             AND aggregate_id = ANY($2) AND event_type = 'outcome_recorded'",
+             AND aggregate_id = ANY($2) AND event_type IN ('outcome_recorded', 'reply_classified')",
         )
         .bind(aggregate_types::SEND)
         .bind(&late)
         .fetch_all(&mut **tx)
         .await?;
         for (id, payload) in earlier {
-            let (Ok(id), Ok(SendEvent::OutcomeRecorded(outcome))) = (
+            let (Ok(id), Ok(event)) = (
                 Uuid::parse_str(&id),
                 serde_json::from_value::<SendEvent>(payload),
             ) else {
                 continue;
             };
+            let Some(outcome) = event.outcome() else {
+                continue;
+            };
             let lead = states.get(&id).and_then(|l| l.state.lead_ref.clone());
-            if let (Some(lead), Some(reason)) = (lead, suppression_reason(&outcome)) {
+            if let (Some(lead), Some(reason)) = (lead, suppression_reason(outcome)) {
                 rows.push((lead, reason.as_str(), id, outcome.occurred_at));
             }
         }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sextant_adapters::stream::RecordedEvent;
 use sextant_domain::aggregate_types;
-use sextant_domain::learning::{keys_of, metrics_of, Metric};
+use sextant_domain::learning::{keys_of, metrics_of_event, Metric};
 use sextant_domain::send::SendEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -172,7 +172,7 @@ impl Projection for PatternsProjection {
             .iter()
             .filter_map(|(_, client, e)| match e {
                 SendEvent::SendRecorded(f) => Some((*client, f.lead_ref.clone())),
-                SendEvent::OutcomeRecorded(_) => None,
+                SendEvent::OutcomeRecorded(_) | SendEvent::ReplyClassified(_) => None,
             })
             .collect();
         pairs.sort_unstable();
@@ -220,8 +220,8 @@ impl Projection for PatternsProjection {
                     sends.insert(*send_id, (scopes.clone(), keys.clone()));
                     new_sends.push((*send_id, *client, scopes, keys));
                 }
-                SendEvent::OutcomeRecorded(outcome) => {
-                    for metric in metrics_of(outcome) {
+                SendEvent::OutcomeRecorded(_) | SendEvent::ReplyClassified(_) => {
+                    for metric in metrics_of_event(event) {
                         match sends.get(send_id) {
                             Some((scopes, keys)) => {
                                 deltas.add(*client, scopes, keys, column(metric))

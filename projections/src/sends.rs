@@ -44,6 +44,7 @@ impl Projection for SendsProjection {
     ) -> Result<(), ProjectionError> {
         let mut sends = SendColumns::default();
         let mut outcomes = OutcomeColumns::default();
+        let mut classified = OutcomeColumns::default();
         for event in events
             .iter()
             .filter(|e| e.aggregate_type == aggregate_types::SEND)
@@ -59,6 +60,9 @@ impl Projection for SendsProjection {
                 }
                 SendEvent::OutcomeRecorded(outcome) => {
                     outcomes.push(send_id, client_id, event.global_position, &outcome)
+                }
+                SendEvent::ReplyClassified(reply) => {
+                    classified.push(send_id, client_id, event.global_position, &reply)
                 }
             }
         }
@@ -112,20 +116,36 @@ impl Projection for SendsProjection {
             .execute(&mut *conn)
             .await?;
         }
+        if !classified.send_id.is_empty() {
+            // The reply's row is there: it precedes its classification in
+            // the log, in an earlier batch or earlier in this one.
+            sqlx::query(
+                "UPDATE send_outcomes o SET intent = u.intent, suppresses = COALESCE(o.suppresses, u.suppresses) \
+                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(id, intent, suppresses) \
+                 WHERE o.send_id = u.id AND o.kind = 'replied' AND o.intent IS NULL",
+            )
+            .bind(&classified.send_id)
+            .bind(&classified.intent)
+            .bind(&classified.suppresses)
+            .execute(&mut *conn)
+            .await?;
+        }
         // Whichever arrived last, the send or its suppressing outcome, the
         // lead is suppressed now; the earliest such outcome stands, so the
         // result does not depend on arrival order. Only the sends this batch
         // records and those of its suppressing outcomes can change anything
         // (the partial index answers the rest at once).
         let mut candidates: Vec<Uuid> = sends.send_id.clone();
-        candidates.extend(
-            outcomes
-                .send_id
-                .iter()
-                .zip(&outcomes.suppresses)
-                .filter(|(_, reason)| reason.is_some())
-                .map(|(id, _)| *id),
-        );
+        for columns in [&outcomes, &classified] {
+            candidates.extend(
+                columns
+                    .send_id
+                    .iter()
+                    .zip(&columns.suppresses)
+                    .filter(|(_, reason)| reason.is_some())
+                    .map(|(id, _)| *id),
+            );
+        }
         if candidates.is_empty() {
             return Ok(());
         }

@@ -298,3 +298,59 @@ async fn projectors_are_sent_only_the_events_they_read_and_every_checkpoint_stil
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_delivered_twice_in_one_batch_is_applied_once() {
+    use sextant_adapters::stream::{RecordedEvent, EVENT_COLUMNS};
+    use sextant_projections::runtime::{apply_batch, Incoming};
+    let env = TestEnv::new().await;
+    let app = env.start_with(Parts::apis_only()).await;
+    let client = app.register_client("Counted").await.0;
+    // Send number 2 and its outcome, a reply.
+    for (path, body) in [
+        ("sends", sextant_tests::bench::ingest::sends_body(2, 1)),
+        (
+            "outcomes",
+            sextant_tests::bench::ingest::outcomes_body(2, 1),
+        ),
+    ] {
+        let recorded = sextant_tests::bench::ingest::post_batch(&app, client, path, body)
+            .await
+            .expect("posted");
+        assert_eq!(recorded, 1, "{path}");
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.aggregate_type = 'send' ORDER BY e.global_position"
+    ))
+    .fetch_all(&env.pool)
+    .await
+    .expect("events");
+    let events: Vec<RecordedEvent> = rows
+        .iter()
+        .map(RecordedEvent::from_row)
+        .collect::<Result<_, _>>()
+        .expect("readable");
+    assert_eq!(events.len(), 2);
+    // The reply delivered, then delivered again before the batch is applied
+    // (a redelivery after a NATS restart).
+    let incoming: Vec<Incoming> = [&events[0], &events[1], &events[1]]
+        .into_iter()
+        .map(|e| Incoming::Event(e.clone()))
+        .collect();
+    let patterns = sextant_projections::by_name("patterns").expect("patterns");
+    let mut tx = env.pool.begin().await.expect("begin");
+    apply_batch(&mut tx, patterns.as_ref(), &incoming, 3)
+        .await
+        .expect("applied");
+    tx.commit().await.expect("commit");
+    let (sends, replies): (i64, i64) = sqlx::query_as(
+        "SELECT sends, replies FROM pattern_counts \
+         WHERE client_id = $1 AND scope = 'client' AND family = 'all' AND key = 'all'",
+    )
+    .bind(client)
+    .fetch_one(&env.pool)
+    .await
+    .expect("baseline counts");
+    assert_eq!((sends, replies), (1, 1));
+    app.stop().await;
+}

@@ -364,3 +364,121 @@ async fn out_of_order_webhooks_lose_nothing() {
     );
     app.stop().await;
 }
+
+/// Smartlead classifies a reply after it arrives: the reply comes as
+/// `EMAIL_REPLY` (no intent), its category later as `LEAD_CATEGORY_UPDATED`.
+/// The category used to be dropped as a repeat of the reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_classified_after_it_arrived_keeps_its_intent_counts_once_and_an_unsubscribe_category_suppresses(
+) {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let client = client_with_secret(&app, Provider::Smartlead).await;
+    let url = format!("{}/v1/webhooks/smartlead/{client}", app.command_url);
+    let fixture = |name: &str| {
+        fixtures(Provider::Smartlead)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, body)| String::from_utf8(body).expect("UTF-8"))
+            .expect("fixture")
+    };
+    // The fixtures' message, and a second one to another lead whose reply is
+    // classified "Do Not Contact".
+    let other = |body: String, category: &str| {
+        body.replace(
+            "a891fe37-c45d-21e8-67ba-fcd44e9c33a8",
+            "b7e2c410-0d9a-4c1e-8f2b-3a4d5e6f7a80",
+        )
+        .replace("james.parker@", "nina.ross@")
+        .replace("\"Interested\"", &format!("\"{category}\""))
+    };
+    let mut position = 0;
+    let post = |body: String| {
+        let headers = headers_for(Provider::Smartlead, "", &url, body.as_bytes(), Utc::now());
+        let app = &app;
+        async move {
+            let answer = deliver(app, Provider::Smartlead, client, &headers, body.as_bytes()).await;
+            assert!(answer.status.is_success(), "{answer:?}");
+            answer
+        }
+    };
+    for body in [
+        fixture("email_sent"),
+        fixture("email_reply"),
+        other(fixture("email_sent"), ""),
+        other(fixture("email_reply"), ""),
+    ] {
+        let answer = post(body).await;
+        position = position.max(answer.body["position"].as_i64().unwrap_or(0));
+    }
+    for category in [
+        fixture("lead_category_updated"),
+        other(fixture("lead_category_updated"), "Do Not Contact"),
+    ] {
+        let answer = post(category.clone()).await;
+        assert_eq!(
+            answer.body["outcomes"], 1,
+            "the classification is recorded: {answer:?}"
+        );
+        position = position.max(answer.body["position"].as_i64().unwrap_or(0));
+        // The same category again (a new delivery) is a repeat.
+        let again = category.replace("\"webhook_id\": 100", "\"webhook_id\": 101");
+        let answer = post(again).await;
+        assert_eq!(answer.body["outcomes"], 0, "{answer:?}");
+    }
+    env.eventually(
+        "the send projections catch up",
+        std::time::Duration::from_secs(10),
+        || async {
+            env.checkpoint("sends").await >= position
+                && env.checkpoint("patterns").await >= position
+        },
+    )
+    .await;
+
+    let intents: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT st.provider_message_id, o.intent, o.suppresses FROM send_outcomes o \
+         JOIN send_state st ON st.send_id = o.send_id WHERE o.client_id = $1 AND o.kind = 'replied' \
+         ORDER BY 1",
+    )
+    .bind(client)
+    .fetch_all(&env.pool)
+    .await
+    .expect("replies");
+    assert_eq!(
+        intents,
+        vec![
+            (
+                "a891fe37-c45d-21e8-67ba-fcd44e9c33a8".into(),
+                Some("interested".into()),
+                None
+            ),
+            (
+                "b7e2c410-0d9a-4c1e-8f2b-3a4d5e6f7a80".into(),
+                Some("unsubscribe".into()),
+                Some("unsubscribed".into())
+            ),
+        ]
+    );
+    // Two replies, counted once each; one of them positive.
+    let (replies, positive): (i64, i64) = sqlx::query_as(
+        "SELECT replies, positive_replies FROM pattern_counts \
+         WHERE client_id = $1 AND scope = 'client' AND family = 'all' AND key = 'all'",
+    )
+    .bind(client)
+    .fetch_one(&env.pool)
+    .await
+    .expect("baseline counts");
+    assert_eq!((replies, positive), (2, 1));
+    // The "Do Not Contact" lead is suppressed, on both sides; the other not.
+    for table in ["suppression_list", "suppression_view"] {
+        let reasons: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT reason FROM {table} WHERE client_id = $1"))
+                .bind(client)
+                .fetch_all(&env.pool)
+                .await
+                .expect("suppressed");
+        assert_eq!(reasons, vec!["unsubscribed".to_owned()], "{table}");
+    }
+    app.stop().await;
+}

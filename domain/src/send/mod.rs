@@ -268,6 +268,21 @@ pub enum SendCommand {
 pub enum SendEvent {
     SendRecorded(Box<SendFacts>),
     OutcomeRecorded(OutcomeFacts),
+    /// A reply recorded without an intent got one: providers classify a
+    /// reply after it arrives (Smartlead's `LEAD_CATEGORY_UPDATED`, by hand
+    /// or by its AI). Carries the reply as now known (kind `replied`, the
+    /// intent, when it was classified). A reply's intent is set once.
+    ReplyClassified(OutcomeFacts),
+}
+
+impl SendEvent {
+    /// The outcome an event records or completes, if any.
+    pub fn outcome(&self) -> Option<&OutcomeFacts> {
+        match self {
+            Self::SendRecorded(_) => None,
+            Self::OutcomeRecorded(outcome) | Self::ReplyClassified(outcome) => Some(outcome),
+        }
+    }
 }
 
 impl DomainEvent for SendEvent {
@@ -275,6 +290,7 @@ impl DomainEvent for SendEvent {
         match self {
             Self::SendRecorded(_) => "send_recorded",
             Self::OutcomeRecorded(_) => "outcome_recorded",
+            Self::ReplyClassified(_) => "reply_classified",
         }
         .to_owned()
     }
@@ -298,6 +314,9 @@ pub struct SendState {
     pub recorded: bool,
     pub lead_ref: Option<String>,
     pub outcomes: BTreeSet<OutcomeKind>,
+    /// The reply's intent is known (it came with the reply or later).
+    #[serde(default)]
+    pub reply_classified: bool,
 }
 
 impl SendState {
@@ -311,10 +330,17 @@ impl SendState {
                 }
             }
             SendCommand::RecordOutcome(outcome) => {
-                if self.outcomes.contains(&outcome.kind) {
-                    Err(SendError::DuplicateOutcome(outcome.kind.as_str()))
-                } else {
+                if !self.outcomes.contains(&outcome.kind) {
                     Ok(vec![SendEvent::OutcomeRecorded(outcome)])
+                } else if outcome.kind == OutcomeKind::Replied
+                    && outcome.intent.is_some()
+                    && !self.reply_classified
+                {
+                    // The reply again, now with its intent: keep the intent,
+                    // count the reply once.
+                    Ok(vec![SendEvent::ReplyClassified(outcome)])
+                } else {
+                    Err(SendError::DuplicateOutcome(outcome.kind.as_str()))
                 }
             }
         }
@@ -328,7 +354,10 @@ impl SendState {
             }
             SendEvent::OutcomeRecorded(outcome) => {
                 self.outcomes.insert(outcome.kind);
+                self.reply_classified |=
+                    outcome.kind == OutcomeKind::Replied && outcome.intent.is_some();
             }
+            SendEvent::ReplyClassified(_) => self.reply_classified = true,
         }
     }
 }

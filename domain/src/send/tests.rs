@@ -80,6 +80,52 @@ fn each_outcome_kind_counts_once_per_send() {
         ))]);
 }
 
+fn reply(intent: Option<ReplyIntent>) -> OutcomeFacts {
+    OutcomeFacts {
+        intent,
+        ..outcome(OutcomeKind::Replied)
+    }
+}
+
+#[test]
+fn a_reply_recorded_without_its_intent_gets_it_once_when_it_comes_again_classified() {
+    SendTest::with(())
+        .given(vec![
+            SendEvent::SendRecorded(Box::new(facts())),
+            SendEvent::OutcomeRecorded(reply(None)),
+        ])
+        .when(SendCommand::RecordOutcome(reply(Some(
+            ReplyIntent::Interested,
+        ))))
+        .then_expect_events(vec![SendEvent::ReplyClassified(reply(Some(
+            ReplyIntent::Interested,
+        )))]);
+    // Classified once: a second classification is a repeat.
+    SendTest::with(())
+        .given(vec![
+            SendEvent::OutcomeRecorded(reply(None)),
+            SendEvent::ReplyClassified(reply(Some(ReplyIntent::Interested))),
+        ])
+        .when(SendCommand::RecordOutcome(reply(Some(
+            ReplyIntent::NotInterested,
+        ))))
+        .then_expect_error(SendError::DuplicateOutcome("replied"));
+    // A reply that came with its intent is not classified again.
+    SendTest::with(())
+        .given(vec![SendEvent::OutcomeRecorded(reply(Some(
+            ReplyIntent::Question,
+        )))])
+        .when(SendCommand::RecordOutcome(reply(Some(
+            ReplyIntent::Interested,
+        ))))
+        .then_expect_error(SendError::DuplicateOutcome("replied"));
+    // And a reply without an intent, again, is a repeat.
+    SendTest::with(())
+        .given(vec![SendEvent::OutcomeRecorded(reply(None))])
+        .when(SendCommand::RecordOutcome(reply(None)))
+        .then_expect_error(SendError::DuplicateOutcome("replied"));
+}
+
 #[test]
 fn an_outcome_before_its_send_is_kept_and_the_send_still_arrives() {
     SendTest::with(())
