@@ -21,6 +21,19 @@ impl TestEnv {
             .expect("head")
     }
 
+    /// A client's baseline pattern counts (every send counts there): sends,
+    /// replies, positive replies, meetings.
+    pub async fn baseline_counts(&self, client: Uuid) -> (i64, i64, i64, i64) {
+        sqlx::query_as(
+            "SELECT sends, replies, positive_replies, meetings FROM pattern_counts \
+             WHERE client_id = $1 AND scope = 'client' AND family = 'all' AND key = 'all'",
+        )
+        .bind(client)
+        .fetch_one(&self.pool)
+        .await
+        .expect("baseline counts")
+    }
+
     /// Waits until every projection's checkpoint reaches the head.
     pub async fn caught_up(&self, timeout: Duration) {
         let head = self.head().await;

@@ -343,14 +343,7 @@ async fn a_message_delivered_twice_in_one_batch_is_applied_once() {
         .await
         .expect("applied");
     tx.commit().await.expect("commit");
-    let (sends, replies): (i64, i64) = sqlx::query_as(
-        "SELECT sends, replies FROM pattern_counts \
-         WHERE client_id = $1 AND scope = 'client' AND family = 'all' AND key = 'all'",
-    )
-    .bind(client)
-    .fetch_one(&env.pool)
-    .await
-    .expect("baseline counts");
+    let (sends, replies, ..) = env.baseline_counts(client).await;
     assert_eq!((sends, replies), (1, 1));
     app.stop().await;
 }

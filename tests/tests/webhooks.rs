@@ -461,14 +461,7 @@ async fn a_reply_classified_after_it_arrived_keeps_its_intent_counts_once_and_an
         ]
     );
     // Two replies, counted once each; one of them positive.
-    let (replies, positive): (i64, i64) = sqlx::query_as(
-        "SELECT replies, positive_replies FROM pattern_counts \
-         WHERE client_id = $1 AND scope = 'client' AND family = 'all' AND key = 'all'",
-    )
-    .bind(client)
-    .fetch_one(&env.pool)
-    .await
-    .expect("baseline counts");
+    let (_, replies, positive, _) = env.baseline_counts(client).await;
     assert_eq!((replies, positive), (2, 1));
     // The "Do Not Contact" lead is suppressed, on both sides; the other not.
     for table in ["suppression_list", "suppression_view"] {
