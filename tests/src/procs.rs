@@ -5,7 +5,9 @@
 //! (`target/<profile>/sextant-command`, `…/sextant-query`). A test run by
 //! `cargo nextest run` alone would find them stale or missing, so the first
 //! use in a test process asks cargo to bring them up to date (a no-op of a
-//! second after `deploy/local/test.sh`, which builds them first).
+//! second after `deploy/local/test.sh`, which builds them first). The
+//! benchmark harness, itself one of those binaries, uses them as built
+//! ([`Binary::built_path`]) and the same environment ([`service_env`]).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -27,28 +29,30 @@ pub enum Binary {
 }
 
 impl Binary {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Binary::Command => "sextant-command",
             Binary::Query => "sextant-query",
         }
     }
 
-    fn addr_var(self) -> &'static str {
+    /// The variable that says where it listens.
+    pub fn addr_var(self) -> &'static str {
         match self {
             Binary::Command => "SEXTANT_COMMAND_ADDR",
             Binary::Query => "SEXTANT_QUERY_ADDR",
         }
     }
 
-    /// `target/<profile>/<name>`, built if stale: the test binary runs
-    /// from `target/<profile>/deps`.
+    /// `target/<profile>/<name>` as it is: beside the running binary, or
+    /// one directory up from a test binary (`target/<profile>/deps`).
+    pub fn built_path(self) -> PathBuf {
+        profile_dir().join(self.name())
+    }
+
+    /// [`Binary::built_path`], built first if stale.
     pub fn path(self) -> PathBuf {
-        let exe = std::env::current_exe().expect("the test binary's path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>");
+        let profile_dir = profile_dir();
         static BUILT: std::sync::Once = std::sync::Once::new();
         BUILT.call_once(|| {
             let mut cargo = std::process::Command::new(
@@ -79,6 +83,33 @@ impl Binary {
     }
 }
 
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running binary's path");
+    let dir = exe.parent().expect("target/<profile>").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.parent().map(PathBuf::from).unwrap_or(dir)
+    } else {
+        dir
+    }
+}
+
+/// What a service needs to run against `env`'s database and stream (its own
+/// stream name and subject prefix), configured as an operator would, quiet
+/// but for warnings.
+pub fn service_env(env: &TestEnv) -> Vec<(String, String)> {
+    vec![
+        ("DATABASE_URL".into(), env.database_url.clone()),
+        ("NATS_URL".into(), env.nats_url.clone()),
+        ("SEXTANT_OPERATOR_KEY".into(), OPERATOR_KEY.into()),
+        ("SEXTANT_STREAM".into(), env.stream.name.clone()),
+        (
+            "SEXTANT_SUBJECT_PREFIX".into(),
+            env.stream.subject_prefix.clone(),
+        ),
+        ("SEXTANT_LOG".into(), "warn".into()),
+    ]
+}
+
 /// One running service process.
 pub struct Service {
     pub binary: Binary,
@@ -93,21 +124,12 @@ impl Service {
     /// Starts `binary` against `env`'s database and stream on a free port
     /// and waits until it answers `/healthz`.
     pub async fn start(binary: Binary, env: &TestEnv) -> Self {
-        let settings = env.settings();
         let port = free_port();
-        let vars = vec![
-            ("DATABASE_URL".into(), env.database_url.clone()),
-            ("NATS_URL".into(), env.nats_url.clone()),
-            ("SEXTANT_OPERATOR_KEY".into(), OPERATOR_KEY.into()),
-            ("SEXTANT_STREAM".into(), settings.stream.name.clone()),
-            (
-                "SEXTANT_SUBJECT_PREFIX".into(),
-                settings.stream.subject_prefix.clone(),
-            ),
+        let mut vars = service_env(env);
+        vars.extend([
             ("SEXTANT_DATABASE_MAX_CONNECTIONS".into(), "8".into()),
             (binary.addr_var().into(), format!("127.0.0.1:{port}")),
-            ("SEXTANT_LOG".into(), "warn".into()),
-        ];
+        ]);
         let mut service = Self {
             binary,
             port,

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::Child;
 
-use super::process::{free_addr, service, status_bytes, BUILD_HINT, MIB};
-use super::process::{COMMAND_BINARY, QUERY_BINARY};
+use super::process::{free_addr, service, status_bytes, Binary, BUILD_HINT, MIB};
 use super::{Figure, Target};
 use crate::TestEnv;
 
@@ -19,15 +18,12 @@ const READY_WITHIN: Duration = Duration::from_secs(60);
 pub async fn figures() -> anyhow::Result<Vec<Figure>> {
     let env = TestEnv::new().await;
     let mut running: Vec<(&str, SocketAddr, Child)> = Vec::new();
-    for (name, addr_var) in [
-        (COMMAND_BINARY, "SEXTANT_COMMAND_ADDR"),
-        (QUERY_BINARY, "SEXTANT_QUERY_ADDR"),
-    ] {
+    for binary in [Binary::Command, Binary::Query] {
         let addr = free_addr()?;
-        let child = service(name, &env)?
-            .env(addr_var, addr.to_string())
+        let child = service(binary, &env)
+            .env(binary.addr_var(), addr.to_string())
             .spawn()?;
-        running.push((name, addr, child));
+        running.push((binary.name(), addr, child));
     }
     let http = reqwest::Client::new();
     for (name, addr, child) in running.iter_mut() {

@@ -3,35 +3,25 @@
 //! memory is theirs alone and not the harness's.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::{TestEnv, OPERATOR_KEY};
+use crate::procs::service_env;
+pub use crate::procs::Binary;
+use crate::TestEnv;
 
-pub const COMMAND_BINARY: &str = "sextant-command";
-pub const QUERY_BINARY: &str = "sextant-query";
 /// How to (re)build them: the bench's own build line (`--bin
 /// sextant-bench`) builds none of them, and a stale one refuses a database
 /// migrated by a newer schema.
 pub const BUILD_HINT: &str =
     "build them with `cargo build --release -p sextant-query-api -p sextant-command-api`";
 
-/// Where a release binary of the workspace is: beside this one.
-pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .ok_or_else(|| anyhow::anyhow!("{} has no directory", exe.display()))?;
-    Ok(dir.join(name))
-}
-
 /// Fails, saying how to build them, unless both service binaries are there.
 pub fn check_binaries() -> anyhow::Result<()> {
-    for name in [COMMAND_BINARY, QUERY_BINARY] {
-        let path = binary(name)?;
+    for binary in [Binary::Command, Binary::Query] {
+        let path = binary.built_path();
         anyhow::ensure!(
             path.is_file(),
             "{} is missing; {BUILD_HINT}",
@@ -41,23 +31,17 @@ pub fn check_binaries() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A command running binary `name` against `env`'s database and stream
-/// (its own stream name and subject prefix), quiet but for warnings, and
-/// killed if the harness drops it.
-pub fn service(name: &str, env: &TestEnv) -> anyhow::Result<Command> {
-    let mut command = Command::new(binary(name)?);
+/// A command running `binary` as built against `env`'s database and
+/// stream ([`service_env`]), killed if the harness drops it.
+pub fn service(binary: Binary, env: &TestEnv) -> Command {
+    let mut command = Command::new(binary.built_path());
     command
-        .env("DATABASE_URL", &env.database_url)
-        .env("NATS_URL", &env.nats_url)
-        .env("SEXTANT_OPERATOR_KEY", OPERATOR_KEY)
-        .env("SEXTANT_STREAM", &env.stream.name)
-        .env("SEXTANT_SUBJECT_PREFIX", &env.stream.subject_prefix)
-        .env("SEXTANT_LOG", "warn")
+        .envs(service_env(env))
         .stdin(std::process::Stdio::null())
         // The services log to stdout, which is the harness's table.
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true);
-    Ok(command)
+    command
 }
 
 /// A loopback address no one listens on right now.

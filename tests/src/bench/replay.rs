@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::ingest::{outcomes_body, post_batch, sends_body};
 use super::load::send_json;
-use super::process::{service, watch_peak_rss, BUILD_HINT, MIB, QUERY_BINARY};
+use super::process::{service, watch_peak_rss, Binary, BUILD_HINT, MIB};
 use super::{Figure, Scale, Target};
 use crate::{Parts, Running, TestEnv, OPERATOR_KEY};
 
@@ -327,7 +327,7 @@ async fn sequential_read(pool: &PgPool) -> anyhow::Result<f64> {
 /// Runs `sextant-query replay` (every projection) against `env`'s
 /// database, watching its peak memory.
 async fn replay(env: &TestEnv, events: usize) -> anyhow::Result<ReplayRun> {
-    let mut command = service(QUERY_BINARY, env)?;
+    let mut command = service(Binary::Query, env);
     command.arg("replay").stderr(std::process::Stdio::piped());
     let started = Instant::now();
     let child = command.spawn()?;
