@@ -230,11 +230,15 @@ start_private_nats() {
     mkdir -p "$store"
     say "$why: starting a PRIVATE nats-server -js on 127.0.0.1:$port (store $(rel "$store"), log $(rel "$log"))"
     nohup "$bin" -js -a 127.0.0.1 -p "$port" -sd "$store" </dev/null >>"$log" 2>&1 &
-    printf '%s\n' "$!" >"$pidfile"
+    pid=$!
+    printf '%s\n' "$pid" >"$pidfile"
     printf '%s\n' "$port" >"$portfile"
     for ((i = 0; i < 150; i++)); do
       nats_info 127.0.0.1 "$port" >/dev/null && break
-      pidfile_pid "$pidfile" nats-server >/dev/null || break
+      # Only the child's exit ends the wait early: for its first moments it
+      # is still the forked shell, not yet nats-server, and checking its
+      # name then gave up on a server that was about to answer.
+      kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
     if ! nats_info 127.0.0.1 "$port" >/dev/null; then
@@ -380,7 +384,9 @@ wait_ready() {
     pending=()
     for name in "${SERVICES[@]}"; do
       ready "$name" && continue
-      if ! pidfile_pid "$RUN_DIR/$name.pid" "$name" >/dev/null; then
+      # Alive is enough: a service just started may not have exec'd yet, and
+      # until it has, its name is still the shell's.
+      if ! kill -0 "${PID_OF[$name]:-0}" 2>/dev/null; then
         show_logs
         die "$name exited during start-up (see its log above; deploy/local/down.sh cleans up)"
       fi
