@@ -44,10 +44,6 @@ pub struct RecordedEvent {
 pub struct Payload(Box<RawValue>);
 
 impl Payload {
-    pub fn from_value(value: &Value) -> serde_json::Result<Self> {
-        serde_json::value::to_raw_value(value).map(Self)
-    }
-
     /// The payload as `T`.
     pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
         serde_json::from_str(self.0.get())

@@ -66,23 +66,18 @@ impl Metric {
     }
 }
 
-/// Which metrics a classification adds to its reply, already counted as
-/// a reply: a positive reply, if the intent is positive.
-pub fn metrics_of_classification(reply: &OutcomeFacts) -> Vec<Metric> {
-    if reply.intent.is_some_and(|i| i.is_positive()) {
-        vec![Metric::PositiveReply]
-    } else {
-        Vec::new()
-    }
-}
-
-/// Which metrics an event counts toward, if it is an outcome.
+/// Which metrics an event counts toward, if it is an outcome. A
+/// classification adds what its reply's intent counts toward, but not the
+/// reply itself, counted when it came.
 pub fn metrics_of_event(event: &crate::send::SendEvent) -> Vec<Metric> {
     use crate::send::SendEvent;
     match event {
         SendEvent::SendRecorded(_) => Vec::new(),
         SendEvent::OutcomeRecorded(outcome) => metrics_of(outcome),
-        SendEvent::ReplyClassified(reply) => metrics_of_classification(reply),
+        SendEvent::ReplyClassified(reply) => metrics_of(reply)
+            .into_iter()
+            .filter(|m| *m != Metric::Reply)
+            .collect(),
     }
 }
 

@@ -469,7 +469,6 @@ async fn next_batch(
     Ok(batch)
 }
 
-/// Runs one projection from the stream until shutdown.
 /// Runs projections that read the same events from one consumer: each
 /// batch is delivered and parsed once and applied by each of them, in one
 /// transaction, each against its own checkpoint. Two projections of the
@@ -484,15 +483,6 @@ pub struct Projector {
 }
 
 impl Projector {
-    pub fn new(
-        pool: PgPool,
-        js: jetstream::Context,
-        settings: StreamSettings,
-        projection: Arc<dyn Projection>,
-    ) -> Self {
-        Self::group(pool, js, settings, vec![projection])
-    }
-
     /// One projector for `projections`, which must read the same
     /// aggregate types (see [`groups`]).
     pub fn group(

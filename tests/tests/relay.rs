@@ -265,12 +265,7 @@ async fn ensured_stream(env: &TestEnv) -> async_nats::jetstream::stream::Stream 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publication_that_does_not_follow_the_streams_last_event_is_refused_so_no_gap_forms() {
     let env = TestEnv::new().await;
-    let app = env
-        .start_with(Parts {
-            relay: false,
-            projectors: false,
-        })
-        .await;
+    let app = env.start_with(Parts::apis_only()).await;
     let produced = some_commands(&app, 3).await;
     let mut stream = ensured_stream(&env).await;
     let relay = env.relay().await;

@@ -426,15 +426,7 @@ async fn a_reply_classified_after_it_arrived_keeps_its_intent_counts_once_and_an
         let answer = post(again).await;
         assert_eq!(answer.body["outcomes"], 0, "{answer:?}");
     }
-    env.eventually(
-        "the send projections catch up",
-        std::time::Duration::from_secs(10),
-        || async {
-            env.checkpoint("sends").await >= position
-                && env.checkpoint("patterns").await >= position
-        },
-    )
-    .await;
+    env.caught_up(std::time::Duration::from_secs(10)).await;
 
     let intents: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT st.provider_message_id, o.intent, o.suppresses FROM send_outcomes o \
