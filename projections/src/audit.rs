@@ -1,6 +1,7 @@
 //! The `audit` projection: every event of a client, as it was recorded, for
-//! `GET /v1/clients/{id}/audit`: each event by reference (position, ids,
-//! type, actor), its payload read from the log when asked for, never copied.
+//! `GET /v1/clients/{id}/audit`: each event by reference (the client and the
+//! position), everything else read from the log when asked for, never
+//! copied (migration 0014).
 //! Events that belong to no client are not
 //! listed here (the operator sees them in the event log itself).
 
@@ -36,33 +37,19 @@ impl Projection for AuditProjection {
         conn: &mut PgConnection,
         events: &[&RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let listed: Vec<(&RecordedEvent, Uuid)> = events
+        let (clients, positions): (Vec<Uuid>, Vec<i64>) = events
             .iter()
-            .filter_map(|e| e.client_id.map(|c| (*e, c)))
-            .collect();
-        if listed.is_empty() {
+            .filter_map(|e| e.client_id.map(|c| (c, e.global_position)))
+            .unzip();
+        if clients.is_empty() {
             return Ok(());
         }
-        let column = |f: fn(&RecordedEvent) -> String| -> Vec<String> {
-            listed.iter().map(|(e, _)| f(e)).collect()
-        };
         sqlx::query(
-            "INSERT INTO audit_log (global_position, client_id, event_id, aggregate_type, aggregate_id, \
-             sequence, event_type, event_version, actor, correlation_id, recorded_at) \
-             SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], \
-                    $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[])",
+            "INSERT INTO audit_log (client_id, global_position) \
+             SELECT * FROM UNNEST($1::uuid[], $2::bigint[])",
         )
-        .bind(listed.iter().map(|(e, _)| e.global_position).collect::<Vec<_>>())
-        .bind(listed.iter().map(|(_, c)| *c).collect::<Vec<_>>())
-        .bind(listed.iter().map(|(e, _)| e.event_id).collect::<Vec<_>>())
-        .bind(column(|e| e.aggregate_type.clone()))
-        .bind(column(|e| e.aggregate_id.clone()))
-        .bind(listed.iter().map(|(e, _)| e.sequence).collect::<Vec<_>>())
-        .bind(column(|e| e.event_type.clone()))
-        .bind(column(|e| e.event_version.clone()))
-        .bind(listed.iter().map(|(e, _)| e.actor()).collect::<Vec<_>>())
-        .bind(listed.iter().map(|(e, _)| e.correlation_id()).collect::<Vec<_>>())
-        .bind(listed.iter().map(|(e, _)| e.recorded_at).collect::<Vec<_>>())
+        .bind(&clients)
+        .bind(&positions)
         .execute(conn)
         .await?;
         Ok(())

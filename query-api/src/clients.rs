@@ -201,9 +201,10 @@ async fn audit(
     let position = reach(&state, "audit", params.min_position).await?;
     crate::consistency::known_client(&state, client_id).await?;
     let rows: Vec<AuditRow> = sqlx::query_as(
-        // The trail holds references; the payload is read from the log.
-        "SELECT a.global_position AS position, a.event_id, a.aggregate_type, a.aggregate_id, a.sequence, \
-         a.event_type, a.event_version, a.actor, a.correlation_id, a.recorded_at, e.payload AS data \
+        // The trail holds references; the events are read from the log.
+        "SELECT e.global_position AS position, e.event_id, e.aggregate_type, e.aggregate_id, e.sequence, \
+         e.event_type, e.event_version, e.metadata->>'actor' AS actor, \
+         e.metadata->>'correlation_id' AS correlation_id, e.recorded_at, e.payload AS data \
          FROM audit_log a JOIN events e ON e.global_position = a.global_position \
          WHERE a.client_id = $1 AND a.global_position < $2 \
          ORDER BY a.global_position DESC LIMIT $3",

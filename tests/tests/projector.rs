@@ -234,8 +234,8 @@ async fn events_of(env: &TestEnv, aggregate_type: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn projectors_are_sent_only_the_events_they_read_and_every_checkpoint_still_reaches_the_head()
-{
+async fn each_send_is_delivered_once_other_projectors_get_only_their_type_and_every_checkpoint_reaches_the_head(
+) {
     let env = TestEnv::new().await;
     let app = env.start().await;
     work(&app, 2).await;
@@ -271,14 +271,10 @@ async fn projectors_are_sent_only_the_events_they_read_and_every_checkpoint_stil
     )
     .await;
 
-    // Each consumer was sent its aggregate type's events and nothing else;
-    // sends and patterns share one.
-    let send_events = events_of(&env, "send").await;
-    assert_eq!(send_events, 10);
-    assert_eq!(
-        delivered(&env, "sextant_projection_sends_patterns").await,
-        send_events
-    );
+    // Each consumer was sent its aggregate type's events and nothing else,
+    // and the send projections ride the audit trail's consumer, which reads
+    // every event: each send and outcome was delivered once.
+    assert_eq!(events_of(&env, "send").await, 10);
     assert_eq!(
         delivered(&env, "sextant_projection_clients").await,
         events_of(&env, "client").await
@@ -287,15 +283,25 @@ async fn projectors_are_sent_only_the_events_they_read_and_every_checkpoint_stil
         delivered(&env, "sextant_projection_context").await,
         events_of(&env, "client_context").await
     );
-    // The audit reads every event.
     let every: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&env.pool)
         .await
         .expect("count");
     assert_eq!(
-        delivered(&env, "sextant_projection_audit").await,
+        delivered(&env, "sextant_projection_audit_sends_patterns").await,
         every as u64
     );
+    let consumers: Vec<String> = {
+        let js = env.jetstream().await;
+        let mut stream = js.get_stream(&env.stream.name).await.expect("stream");
+        let names = stream.consumer_names();
+        futures::StreamExt::collect::<Vec<_>>(names)
+            .await
+            .into_iter()
+            .map(|n| n.expect("consumer name"))
+            .collect()
+    };
+    assert_eq!(consumers.len(), 4, "{consumers:?}");
     app.stop().await;
 }
 
@@ -345,5 +351,83 @@ async fn a_message_delivered_twice_in_one_batch_is_applied_once() {
     tx.commit().await.expect("commit");
     let (sends, replies, ..) = env.baseline_counts(client).await;
     assert_eq!((sends, replies), (1, 1));
+    app.stop().await;
+}
+
+/// A projection of clients that takes any other event as malformed.
+struct ClientsOnly;
+
+#[async_trait::async_trait]
+impl sextant_projections::Projection for ClientsOnly {
+    fn name(&self) -> &'static str {
+        "clients_only"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&["client"])
+    }
+
+    async fn apply(
+        &self,
+        _: &mut sqlx::PgConnection,
+        event: &sextant_adapters::stream::RecordedEvent,
+    ) -> Result<(), sextant_projections::ProjectionError> {
+        match event.aggregate_type.as_str() {
+            "client" => Ok(()),
+            other => Err(sextant_projections::ProjectionError::Malformed(format!(
+                "handed a {other} event"
+            ))),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_riding_a_shared_consumer_is_handed_only_the_types_it_reads() {
+    use sextant_adapters::stream::{RecordedEvent, EVENT_COLUMNS};
+    use sextant_projections::runtime::{apply_events, Incoming};
+    let env = TestEnv::new().await;
+    let app = env.start_with(Parts::apis_only()).await;
+    let client = app.register_client("Mixed").await.0;
+    let recorded = sextant_tests::bench::ingest::post_batch(
+        &app,
+        client,
+        "sends",
+        sextant_tests::bench::ingest::sends_body(0, 2),
+    )
+    .await
+    .expect("posted");
+    assert_eq!(recorded, 2);
+    // Every event, as the consumer that reads every event delivers them.
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e ORDER BY e.global_position"
+    ))
+    .fetch_all(&env.pool)
+    .await
+    .expect("events");
+    let incoming: Vec<Incoming> = rows
+        .iter()
+        .map(|row| RecordedEvent::from_row(row).map(Incoming::Event))
+        .collect::<Result<_, _>>()
+        .expect("readable");
+    assert!(incoming
+        .iter()
+        .any(|e| matches!(e, Incoming::Event(e) if e.aggregate_type == "send")));
+    let mut tx = env.pool.begin().await.expect("begin");
+    let reached = apply_events(&mut tx, &ClientsOnly, &incoming, 0)
+        .await
+        .expect("applied");
+    tx.commit().await.expect("commit");
+    // It passed the sends without being handed them: nothing parked, and
+    // its position is the head.
+    assert_eq!(reached, head(&env).await);
+    let parked: i64 = sqlx::query_scalar("SELECT count(*) FROM projection_parked")
+        .fetch_one(&env.pool)
+        .await
+        .expect("parked");
+    assert_eq!(parked, 0);
     app.stop().await;
 }

@@ -21,6 +21,7 @@
 
 pub mod commands;
 pub mod context_read;
+pub mod floor;
 pub mod footprint;
 pub mod freshness;
 pub mod ingest;
@@ -90,6 +91,8 @@ pub enum Target {
     RatioAtMost(f64, &'static str),
     /// The value is below this, in the figure's unit.
     Below(f64),
+    /// The value is at least this, in the figure's unit.
+    AtLeast(f64),
 }
 
 impl Target {
@@ -98,6 +101,7 @@ impl Target {
             Target::RatioAtLeast(limit) => figure.ratio.is_some_and(|r| r >= limit),
             Target::RatioAtMost(limit, _) => figure.ratio.is_some_and(|r| r <= limit),
             Target::Below(limit) => figure.value < limit,
+            Target::AtLeast(limit) => figure.value >= limit,
         }
     }
 
@@ -115,6 +119,12 @@ impl Target {
             Target::Below(limit) => format!(
                 "< {limit} {unit}: missed by {} {unit}",
                 number(figure.value - limit),
+                unit = figure.unit
+            ),
+            Target::AtLeast(limit) if met => format!("≥ {limit} {}: met", figure.unit),
+            Target::AtLeast(limit) => format!(
+                "≥ {limit} {unit}: missed by {} {unit}",
+                number(limit - figure.value),
                 unit = figure.unit
             ),
         }
@@ -330,6 +340,12 @@ mod tests {
         assert_eq!(
             flat.verdict().as_deref(),
             Some("flat (≤ 1.5×): missed (3.00×)")
+        );
+        let floor =
+            Figure::new("w", "rate", 10_400.0, "events/s").target(Target::AtLeast(25_000.0));
+        assert_eq!(
+            floor.verdict().as_deref(),
+            Some("≥ 25000 events/s: missed by 14600.0 events/s")
         );
     }
 }
