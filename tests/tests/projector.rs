@@ -293,7 +293,7 @@ async fn each_send_is_delivered_once_other_projectors_get_only_their_type_and_ev
     );
     let consumers: Vec<String> = {
         let js = env.jetstream().await;
-        let mut stream = js.get_stream(&env.stream.name).await.expect("stream");
+        let stream = js.get_stream(&env.stream.name).await.expect("stream");
         let names = stream.consumer_names();
         futures::StreamExt::collect::<Vec<_>>(names)
             .await
@@ -305,9 +305,28 @@ async fn each_send_is_delivered_once_other_projectors_get_only_their_type_and_ev
     app.stop().await;
 }
 
+/// The log's events, of one aggregate type or all, in position order.
+async fn logged(
+    env: &TestEnv,
+    aggregate_type: Option<&str>,
+) -> Vec<sextant_adapters::stream::RecordedEvent> {
+    use sextant_adapters::stream::{RecordedEvent, EVENT_COLUMNS};
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e WHERE $1::text IS NULL OR e.aggregate_type = $1 \
+         ORDER BY e.global_position"
+    ))
+    .bind(aggregate_type)
+    .fetch_all(&env.pool)
+    .await
+    .expect("events");
+    rows.iter()
+        .map(RecordedEvent::from_row)
+        .collect::<Result<_, _>>()
+        .expect("readable")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_delivered_twice_in_one_batch_is_applied_once() {
-    use sextant_adapters::stream::{RecordedEvent, EVENT_COLUMNS};
     use sextant_projections::runtime::{apply_batch, Incoming};
     let env = TestEnv::new().await;
     let app = env.start_with(Parts::apis_only()).await;
@@ -325,17 +344,7 @@ async fn a_message_delivered_twice_in_one_batch_is_applied_once() {
             .expect("posted");
         assert_eq!(recorded, 1, "{path}");
     }
-    let rows = sqlx::query(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.aggregate_type = 'send' ORDER BY e.global_position"
-    ))
-    .fetch_all(&env.pool)
-    .await
-    .expect("events");
-    let events: Vec<RecordedEvent> = rows
-        .iter()
-        .map(RecordedEvent::from_row)
-        .collect::<Result<_, _>>()
-        .expect("readable");
+    let events = logged(&env, Some("send")).await;
     assert_eq!(events.len(), 2);
     // The reply delivered, then delivered again before the batch is applied
     // (a redelivery after a NATS restart).
@@ -387,7 +396,6 @@ impl sextant_projections::Projection for ClientsOnly {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projection_riding_a_shared_consumer_is_handed_only_the_types_it_reads() {
-    use sextant_adapters::stream::{RecordedEvent, EVENT_COLUMNS};
     use sextant_projections::runtime::{apply_events, Incoming};
     let env = TestEnv::new().await;
     let app = env.start_with(Parts::apis_only()).await;
@@ -402,17 +410,11 @@ async fn a_projection_riding_a_shared_consumer_is_handed_only_the_types_it_reads
     .expect("posted");
     assert_eq!(recorded, 2);
     // Every event, as the consumer that reads every event delivers them.
-    let rows = sqlx::query(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events e ORDER BY e.global_position"
-    ))
-    .fetch_all(&env.pool)
-    .await
-    .expect("events");
-    let incoming: Vec<Incoming> = rows
-        .iter()
-        .map(|row| RecordedEvent::from_row(row).map(Incoming::Event))
-        .collect::<Result<_, _>>()
-        .expect("readable");
+    let incoming: Vec<Incoming> = logged(&env, None)
+        .await
+        .into_iter()
+        .map(Incoming::Event)
+        .collect();
     assert!(incoming
         .iter()
         .any(|e| matches!(e, Incoming::Event(e) if e.aggregate_type == "send")));
