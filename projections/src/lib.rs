@@ -2,7 +2,7 @@
 //! models, the runtime that feeds them, and replay.
 //!
 //! - [`runtime`]: the [`Projection`] trait, the live projector (one durable
-//!   JetStream pull consumer per projection; read model and checkpoint in one
+//!   JetStream pull consumer per group of projections; read model and checkpoint in one
 //!   transaction; ack after commit; redeliveries skipped by position) and
 //!   poison-event parking.
 //! - [`replay`]: rebuilds a projection from the `events` table into shadow

@@ -1,7 +1,8 @@
 //! The live projection runtime.
 //!
 //! Each projection has one active projector (a session advisory lock elects
-//! it; other processes stand by) and one durable JetStream pull consumer,
+//! it; other processes stand by), which it may share with others (see
+//! [`groups`]), and each projector one durable JetStream pull consumer,
 //! which the projector recreates every time it (re)starts so that delivery
 //! resumes right after the last message it applied (the checkpoint keeps the
 //! stream sequence too): a batch that failed after delivery is delivered
@@ -522,11 +523,11 @@ pub async fn next_batch(
     Ok(batch)
 }
 
-/// Runs projections that read the same events from one consumer: each
-/// batch is delivered and parsed once and applied by each of them, in one
-/// transaction, each against its own checkpoint. Two projections of the
-/// send stream on two consumers cost NATS two deliveries of every send and
-/// outcome, and the projectors two parses and two commits.
+/// Runs projections from one consumer: each batch is delivered and parsed
+/// once and applied by each of them (to the events of the types it reads),
+/// in one transaction, each against its own checkpoint. Two projections of
+/// the send stream on two consumers cost NATS two deliveries of every send
+/// and outcome, and the projectors two parses and two commits.
 pub struct Projector {
     pool: PgPool,
     js: jetstream::Context,
@@ -536,8 +537,9 @@ pub struct Projector {
 }
 
 impl Projector {
-    /// One projector for `projections`, which must read the same
-    /// aggregate types (see [`groups`]).
+    /// One projector for `projections` (grouped by [`groups`]); its
+    /// consumer is filtered to their aggregate type when they all read the
+    /// same one.
     pub fn group(
         pool: PgPool,
         js: jetstream::Context,
@@ -558,7 +560,7 @@ impl Projector {
         }
     }
 
-    /// A projector per set of projections reading the same aggregate types.
+    /// A projector per group of [`groups`].
     pub fn for_all(
         pool: &PgPool,
         js: &jetstream::Context,
