@@ -151,10 +151,10 @@ pub async fn run(
 /// down they are accepted and wait in the outbox).
 async fn readyz(State(state): State<AppState>) -> Response {
     let database = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
-    let outbox: Option<i64> = sqlx::query_scalar("SELECT count(*) FROM event_outbox")
-        .fetch_one(&state.pool)
+    let outbox = sextant_adapters::relay::backlog(&state.pool)
         .await
-        .ok();
+        .ok()
+        .map(|(depth, _)| depth);
     let status = if database {
         StatusCode::OK
     } else {

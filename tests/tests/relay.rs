@@ -111,6 +111,10 @@ async fn commands_are_accepted_while_nats_is_down_and_reach_the_stream_once_it_r
         during as i64,
         "the outbox buffers while NATS is down"
     );
+    // Commands are still ready, and say how many events wait.
+    let ready = app.command(Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.body["outbox_depth"], during as i64, "{ready:?}");
     // Queries still serve, and say how stale they are.
     let ready = app.query("/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK);
