@@ -41,7 +41,16 @@ pub async fn floor(events: usize) -> anyhow::Result<f64> {
     project(&env, &js, events).await?;
     writer.await??;
     relay.await??;
-    Ok(events as f64 / started.elapsed().as_secs_f64())
+    let elapsed = started.elapsed();
+    // A floor that lost or doubled events would flatter itself.
+    let projected: i64 = sqlx::query_scalar("SELECT count(DISTINCT position) FROM floor_view")
+        .fetch_one(&env.pool)
+        .await?;
+    anyhow::ensure!(
+        projected as usize == events,
+        "the floor projected {projected} of {events} events"
+    );
+    Ok(events as f64 / elapsed.as_secs_f64())
 }
 
 /// Appends `events` send and outcome payloads, a batch per transaction.
@@ -177,4 +186,13 @@ async fn project(env: &TestEnv, js: &jetstream::Context, events: usize) -> anyho
     }
     let _ = stream::Stream::delete_consumer(&stream, "floor").await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_floor_projects_every_event_it_appends_once() {
+        let rate = super::floor(2_500).await.expect("the floor ran");
+        assert!(rate > 0.0);
+    }
 }
