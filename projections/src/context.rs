@@ -37,9 +37,6 @@ impl Projection for ContextProjection {
         conn: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        if event.aggregate_type != aggregate_types::CLIENT_CONTEXT {
-            return Ok(());
-        }
         let client_id = Uuid::parse_str(&event.aggregate_id)
             .map_err(|e| ProjectionError::Malformed(format!("client id: {e}")))?;
         let at = event.recorded_at;

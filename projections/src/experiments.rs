@@ -29,9 +29,6 @@ impl Projection for ExperimentsProjection {
         conn: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        if event.aggregate_type != aggregate_types::EXPERIMENT {
-            return Ok(());
-        }
         let experiment_id = Uuid::parse_str(&event.aggregate_id)
             .map_err(|e| ProjectionError::Malformed(format!("experiment id: {e}")))?;
         match event.payload.parse::<ExperimentEvent>()? {

@@ -115,10 +115,7 @@ impl Projection for PatternsProjection {
         events: &[&RecordedEvent],
     ) -> Result<(), ProjectionError> {
         let mut parsed = Vec::new();
-        for event in events
-            .iter()
-            .filter(|e| e.aggregate_type == aggregate_types::SEND)
-        {
+        for event in events {
             let send_id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|e| ProjectionError::Malformed(format!("send id: {e}")))?;
             let client = event.client_id.ok_or_else(|| {

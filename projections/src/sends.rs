@@ -45,10 +45,7 @@ impl Projection for SendsProjection {
         let mut sends = SendColumns::default();
         let mut outcomes = OutcomeColumns::default();
         let mut classified = OutcomeColumns::default();
-        for event in events
-            .iter()
-            .filter(|e| e.aggregate_type == aggregate_types::SEND)
-        {
+        for event in events {
             let send_id = Uuid::parse_str(&event.aggregate_id)
                 .map_err(|e| ProjectionError::Malformed(format!("send id: {e}")))?;
             let client_id = event.client_id.ok_or_else(|| {

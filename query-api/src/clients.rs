@@ -203,8 +203,8 @@ async fn audit(
     let rows: Vec<AuditRow> = sqlx::query_as(
         // The trail holds references; the events are read from the log.
         "SELECT e.global_position AS position, e.event_id, e.aggregate_type, e.aggregate_id, e.sequence, \
-         e.event_type, e.event_version, e.metadata->>'actor' AS actor, \
-         e.metadata->>'correlation_id' AS correlation_id, e.recorded_at, e.payload AS data \
+         e.event_type, e.event_version, e.metadata->>$4 AS actor, \
+         e.metadata->>$5 AS correlation_id, e.recorded_at, e.payload AS data \
          FROM audit_log a JOIN events e ON e.global_position = a.global_position \
          WHERE a.client_id = $1 AND a.global_position < $2 \
          ORDER BY a.global_position DESC LIMIT $3",
@@ -212,6 +212,8 @@ async fn audit(
     .bind(client_id)
     .bind(params.before.unwrap_or(i64::MAX))
     .bind(limit + 1)
+    .bind(sextant_domain::metadata::ACTOR)
+    .bind(sextant_domain::metadata::CORRELATION_ID)
     .fetch_all(&state.pool)
     .await?;
     let more = rows.len() as i64 > limit;
