@@ -1,12 +1,17 @@
-//! Configuration, environment first (API.md, "Operating contract").
+//! Configuration: flags, else the environment, else defaults that work on a
+//! developer machine. Declared once, with clap: every setting's flag, its
+//! environment variable and its default are in [`SettingsArgs`], and
+//! `--help` lists them all.
 //!
-//! Every setting has a default that works on a developer machine, except the
-//! operator key: without one, nobody can act as operator (a random key is
-//! generated and never shown, so an unconfigured install is closed, not open).
+//! Every setting has a default except the operator key: without one, nobody
+//! can act as operator (a random key is generated and never shown, so an
+//! unconfigured install is closed, not open).
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Clone, Debug)]
@@ -29,7 +34,7 @@ pub struct Settings {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamSettings {
-    /// JetStream stream name (`SEXTANT_EVENTS`).
+    /// JetStream stream name (`SEXTANT_STREAM`).
     pub name: String,
     /// Subject prefix; subjects are `<prefix>.<client>.<aggregate>.<event>`.
     pub subject_prefix: String,
@@ -48,7 +53,7 @@ impl Default for StreamSettings {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Json,
     Pretty,
@@ -57,75 +62,227 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {name}: {message}")]
 pub struct ConfigError {
-    pub name: &'static str,
+    /// The environment variable (or flag) of the failing setting.
+    pub name: String,
     pub message: String,
+}
+
+/// Every setting as a flag with its environment variable; both services
+/// flatten it into their command line. [`SettingsArgs::resolve`] turns it
+/// into [`Settings`].
+#[derive(Clone, Debug, Args)]
+pub struct SettingsArgs {
+    /// Postgres URL (a role that may create tables).
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/sextant",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// Most connections in the pool (at least 2).
+    #[arg(long, env = "SEXTANT_DATABASE_MAX_CONNECTIONS", value_name = "SEXTANT_DATABASE_MAX_CONNECTIONS",
+          default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..))]
+    database_max_connections: u32,
+    /// NATS server URL (JetStream enabled).
+    #[arg(
+        long,
+        env = "NATS_URL",
+        value_name = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats_url: String,
+    /// The operator's bearer key, at least 16 characters (unset: a random
+    /// key nobody knows, so nobody is operator).
+    #[arg(long, env = "SEXTANT_OPERATOR_KEY", value_name = "SEXTANT_OPERATOR_KEY",
+          hide_env_values = true, value_parser = operator_key)]
+    operator_key: Option<String>,
+    /// Where the command API listens.
+    #[arg(
+        long,
+        env = "SEXTANT_COMMAND_ADDR",
+        value_name = "SEXTANT_COMMAND_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    command_addr: SocketAddr,
+    /// Where the query API listens.
+    #[arg(
+        long,
+        env = "SEXTANT_QUERY_ADDR",
+        value_name = "SEXTANT_QUERY_ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
+    query_addr: SocketAddr,
+    /// Log filter, in `tracing`'s EnvFilter syntax.
+    #[arg(
+        long = "log",
+        env = "SEXTANT_LOG",
+        value_name = "SEXTANT_LOG",
+        default_value = "info"
+    )]
+    log_filter: String,
+    /// Log format: pretty for people, json in production.
+    #[arg(
+        long,
+        env = "SEXTANT_LOG_FORMAT",
+        value_name = "SEXTANT_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty"
+    )]
+    log_format: LogFormat,
+    /// JetStream stream the events are published on.
+    #[arg(
+        long = "stream",
+        env = "SEXTANT_STREAM",
+        value_name = "SEXTANT_STREAM",
+        default_value = "SEXTANT_EVENTS"
+    )]
+    stream_name: String,
+    /// Subject prefix: subjects are `<prefix>.<client>.<aggregate>.<event>`.
+    #[arg(
+        long,
+        env = "SEXTANT_SUBJECT_PREFIX",
+        value_name = "SEXTANT_SUBJECT_PREFIX",
+        default_value = "sextant.events"
+    )]
+    subject_prefix: String,
+    /// Base URL of an OpenAI-compatible API for reading documents (unset:
+    /// the deterministic extractor, offline).
+    #[arg(long, env = "SEXTANT_LLM_URL", value_name = "SEXTANT_LLM_URL")]
+    llm_url: Option<String>,
+    /// The LLM's model.
+    #[arg(
+        long,
+        env = "SEXTANT_LLM_MODEL",
+        value_name = "SEXTANT_LLM_MODEL",
+        default_value = "gpt-4o-mini"
+    )]
+    llm_model: String,
+    /// The LLM API's bearer key.
+    #[arg(
+        long,
+        env = "SEXTANT_LLM_API_KEY",
+        value_name = "SEXTANT_LLM_API_KEY",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    llm_api_key: String,
+    /// Most a client's documents may cost a day, in US dollars.
+    #[arg(long, env = "SEXTANT_LLM_DAILY_LIMIT_USD", value_name = "SEXTANT_LLM_DAILY_LIMIT_USD",
+          default_value_t = 5.0, value_parser = non_negative)]
+    llm_daily_limit_usd: f64,
+    /// What 1,000 tokens cost, in US dollars.
+    #[arg(long, env = "SEXTANT_LLM_USD_PER_1K_TOKENS", value_name = "SEXTANT_LLM_USD_PER_1K_TOKENS",
+          default_value_t = 0.002, value_parser = non_negative)]
+    llm_usd_per_1k_tokens: f64,
+    /// How long one LLM call may take, in milliseconds.
+    #[arg(long, env = "SEXTANT_LLM_TIMEOUT_MS", value_name = "SEXTANT_LLM_TIMEOUT_MS",
+          default_value_t = 20_000.0, value_parser = non_negative)]
+    llm_timeout_ms: f64,
+}
+
+fn operator_key(text: &str) -> Result<String, String> {
+    if text.trim().len() < 16 {
+        Err("must be at least 16 characters".into())
+    } else {
+        Ok(text.trim().to_owned())
+    }
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| format!("expected a non-negative number, got {text:?}"))
+}
+
+/// The settings alone as a command line, for [`Settings::from_env`] and
+/// [`Settings::from_lookup`].
+#[derive(Debug, Parser)]
+#[command(name = "sextant")]
+struct SettingsOnly {
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+impl SettingsArgs {
+    /// The settings these arguments describe.
+    pub fn resolve(self) -> Settings {
+        let defaults = StreamSettings::default();
+        let llm =
+            self.llm_url
+                .filter(|u| !u.trim().is_empty())
+                .map(|url| crate::llm::LlmSettings {
+                    url,
+                    model: self.llm_model,
+                    api_key: self.llm_api_key.into(),
+                    daily_limit_usd: self.llm_daily_limit_usd,
+                    usd_per_1k_tokens: self.llm_usd_per_1k_tokens,
+                    timeout: Duration::from_millis(self.llm_timeout_ms as u64),
+                    attempts: 3,
+                    breaker_threshold: 5,
+                    breaker_cooldown: Duration::from_secs(30),
+                });
+        Settings {
+            database_url: self.database_url.into(),
+            database_max_connections: self.database_max_connections,
+            nats_url: self.nats_url,
+            operator_key: self
+                .operator_key
+                .unwrap_or_else(crate::keys::random_secret)
+                .into(),
+            command_addr: self.command_addr,
+            query_addr: self.query_addr,
+            log_filter: self.log_filter,
+            log_format: self.log_format,
+            stream: StreamSettings {
+                name: self.stream_name,
+                subject_prefix: self.subject_prefix,
+                duplicate_window: defaults.duplicate_window,
+            },
+            min_position_wait: Duration::from_secs(5),
+            llm,
+        }
+    }
 }
 
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let matches = ignore_blank_variables(SettingsOnly::command())
+            .try_get_matches_from(["sextant"])
+            .map_err(|e| config_error(&e))?;
+        Self::from_matches(&matches)
     }
 
-    /// Reads settings through `lookup`, so tests need not touch the process
-    /// environment.
+    /// Reads settings through `lookup` instead of the process environment,
+    /// so tests need not touch it. Blank values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str, default: &str| {
-            lookup(name)
-                .filter(|v| !v.trim().is_empty())
-                .unwrap_or_else(|| default.to_owned())
-        };
-        let addr = |name: &'static str, default: &str| {
-            get(name, default)
-                .parse::<SocketAddr>()
-                .map_err(|e| ConfigError {
-                    name,
-                    message: format!("not a socket address: {e}"),
-                })
-        };
-        let log_format = match get("SEXTANT_LOG_FORMAT", "pretty").as_str() {
-            "json" => LogFormat::Json,
-            "pretty" => LogFormat::Pretty,
-            other => {
-                return Err(ConfigError {
-                    name: "SEXTANT_LOG_FORMAT",
-                    message: format!("expected json or pretty, got {other:?}"),
-                })
+        let command = SettingsOnly::command().mut_args(|arg| arg.env(None::<&str>));
+        let mut args: Vec<OsString> = vec!["sextant".into()];
+        for arg in SettingsOnly::command().get_arguments() {
+            let (Some(env), Some(long)) = (arg.get_env(), arg.get_long()) else {
+                continue;
+            };
+            let Some(value) = env.to_str().and_then(&lookup) else {
+                continue;
+            };
+            if !value.trim().is_empty() {
+                args.push(format!("--{long}={value}").into());
             }
-        };
-        let operator_key = lookup("SEXTANT_OPERATOR_KEY")
-            .filter(|k| !k.trim().is_empty())
-            .unwrap_or_else(crate::keys::random_secret);
-        if operator_key.len() < 16 {
-            return Err(ConfigError {
-                name: "SEXTANT_OPERATOR_KEY",
-                message: "must be at least 16 characters".into(),
-            });
         }
-        let max_connections = get("SEXTANT_DATABASE_MAX_CONNECTIONS", "16")
-            .parse::<u32>()
-            .map_err(|e| ConfigError {
-                name: "SEXTANT_DATABASE_MAX_CONNECTIONS",
-                message: e.to_string(),
-            })?;
-        let defaults = StreamSettings::default();
-        Ok(Self {
-            database_url: get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sextant").into(),
-            database_max_connections: max_connections.max(2),
-            nats_url: get("NATS_URL", "nats://127.0.0.1:4222"),
-            operator_key: operator_key.into(),
-            command_addr: addr("SEXTANT_COMMAND_ADDR", "127.0.0.1:8080")?,
-            query_addr: addr("SEXTANT_QUERY_ADDR", "127.0.0.1:8081")?,
-            log_filter: get("SEXTANT_LOG", "info"),
-            log_format,
-            stream: StreamSettings {
-                name: get("SEXTANT_STREAM", &defaults.name),
-                subject_prefix: get("SEXTANT_SUBJECT_PREFIX", &defaults.subject_prefix),
-                duplicate_window: defaults.duplicate_window,
-            },
-            min_position_wait: Duration::from_secs(5),
-            llm: llm_settings(&lookup)?,
-        })
+        let matches = command
+            .try_get_matches_from(args)
+            .map_err(|e| config_error(&e))?;
+        Self::from_matches(&matches)
+    }
+
+    fn from_matches(matches: &clap::ArgMatches) -> Result<Self, ConfigError> {
+        SettingsOnly::from_arg_matches(matches)
+            .map(|only| only.settings.resolve())
+            .map_err(|e| config_error(&e))
     }
 
     pub fn database_url(&self) -> &str {
@@ -133,39 +290,45 @@ impl Settings {
     }
 }
 
-fn llm_settings(
-    lookup: &impl Fn(&str) -> Option<String>,
-) -> Result<Option<crate::llm::LlmSettings>, ConfigError> {
-    let Some(url) = lookup("SEXTANT_LLM_URL").filter(|u| !u.trim().is_empty()) else {
-        return Ok(None);
-    };
-    let number = |name: &'static str, default: f64| -> Result<f64, ConfigError> {
-        match lookup(name).filter(|v| !v.trim().is_empty()) {
-            None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|n| n.is_finite() && *n >= 0.0)
-                .ok_or_else(|| ConfigError {
-                    name,
-                    message: format!("expected a non-negative number, got {v:?}"),
-                }),
+/// `command` with every variable that is set but blank taken for unset, as
+/// deployment files that export `NAME=` mean it (clap would parse the blank).
+pub fn ignore_blank_variables(command: clap::Command) -> clap::Command {
+    command.mut_args(|arg| {
+        let blank = arg
+            .get_env()
+            .and_then(std::env::var_os)
+            .is_some_and(|value| value.to_string_lossy().trim().is_empty());
+        if blank {
+            arg.env(None::<&str>)
+        } else {
+            arg
         }
-    };
-    Ok(Some(crate::llm::LlmSettings {
-        url,
-        model: lookup("SEXTANT_LLM_MODEL")
-            .filter(|m| !m.trim().is_empty())
-            .unwrap_or_else(|| "gpt-4o-mini".into()),
-        api_key: lookup("SEXTANT_LLM_API_KEY").unwrap_or_default().into(),
-        daily_limit_usd: number("SEXTANT_LLM_DAILY_LIMIT_USD", 5.0)?,
-        usd_per_1k_tokens: number("SEXTANT_LLM_USD_PER_1K_TOKENS", 0.002)?,
-        timeout: Duration::from_millis(number("SEXTANT_LLM_TIMEOUT_MS", 20_000.0)? as u64),
-        attempts: 3,
-        breaker_threshold: 5,
-        breaker_cooldown: Duration::from_secs(30),
-    }))
+    })
+}
+
+/// A clap error as a [`ConfigError`] naming the environment variable of
+/// the argument that failed.
+fn config_error(err: &clap::Error) -> ConfigError {
+    let command = SettingsOnly::command();
+    let failed = err
+        .get(clap::error::ContextKind::InvalidArg)
+        .map(|value| value.to_string())
+        .unwrap_or_default();
+    let name = command
+        .get_arguments()
+        .find(|arg| {
+            arg.get_long().is_some_and(|long| {
+                failed.starts_with(&format!("--{long} ")) || failed == format!("--{long}")
+            })
+        })
+        .and_then(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "configuration".into());
+    let message = err
+        .get(clap::error::ContextKind::InvalidValue)
+        .map(|value| format!("invalid value {value}"))
+        .unwrap_or_else(|| err.kind().to_string());
+    ConfigError { name, message }
 }
 
 #[cfg(test)]
@@ -187,7 +350,7 @@ mod tests {
 
     #[test]
     fn defaults_match_the_operating_contract() {
-        let s = settings(&[]).unwrap_or_else(|e| panic!("{e}"));
+        let s = settings(&[]).expect("the defaults are valid settings");
         assert_eq!(s.command_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.query_addr.to_string(), "127.0.0.1:8081");
         assert_eq!(s.stream.name, "SEXTANT_EVENTS");
@@ -201,7 +364,7 @@ mod tests {
             ("SEXTANT_OPERATOR_KEY", "operator-key-0123456789"),
             ("DATABASE_URL", "postgres://u:hunter2@db/sextant"),
         ])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("valid settings");
         let shown = format!("{s:?}");
         assert!(!shown.contains("operator-key-0123456789"));
         assert!(!shown.contains("hunter2"));
@@ -210,10 +373,65 @@ mod tests {
     #[test]
     fn bad_values_name_the_setting() {
         let err = settings(&[("SEXTANT_COMMAND_ADDR", "not-an-addr")]).err();
-        assert_eq!(err.map(|e| e.name), Some("SEXTANT_COMMAND_ADDR"));
+        assert_eq!(err.map(|e| e.name).as_deref(), Some("SEXTANT_COMMAND_ADDR"));
         let err = settings(&[("SEXTANT_LOG_FORMAT", "xml")]).err();
-        assert_eq!(err.map(|e| e.name), Some("SEXTANT_LOG_FORMAT"));
+        assert_eq!(err.map(|e| e.name).as_deref(), Some("SEXTANT_LOG_FORMAT"));
         let err = settings(&[("SEXTANT_OPERATOR_KEY", "short")]).err();
-        assert_eq!(err.map(|e| e.name), Some("SEXTANT_OPERATOR_KEY"));
+        assert_eq!(err.map(|e| e.name).as_deref(), Some("SEXTANT_OPERATOR_KEY"));
+    }
+
+    #[test]
+    fn the_help_lists_every_environment_variable_and_hides_secret_values() {
+        let help = SettingsOnly::command().render_long_help().to_string();
+        for name in [
+            "DATABASE_URL",
+            "NATS_URL",
+            "SEXTANT_OPERATOR_KEY",
+            "SEXTANT_COMMAND_ADDR",
+            "SEXTANT_QUERY_ADDR",
+            "SEXTANT_LOG",
+            "SEXTANT_LOG_FORMAT",
+            "SEXTANT_LLM_URL",
+        ] {
+            assert!(
+                help.contains(&format!("[env: {name}")),
+                "{name} missing from:\n{help}"
+            );
+        }
+        for arg in SettingsOnly::command().get_arguments() {
+            if arg.get_id() == "help" {
+                continue;
+            }
+            assert!(arg.get_env().is_some(), "{} has no variable", arg.get_id());
+        }
+    }
+
+    #[test]
+    fn too_small_a_pool_and_a_negative_llm_budget_are_refused_by_name() {
+        let err = settings(&[("SEXTANT_DATABASE_MAX_CONNECTIONS", "1")]).err();
+        assert_eq!(
+            err.map(|e| e.name).as_deref(),
+            Some("SEXTANT_DATABASE_MAX_CONNECTIONS")
+        );
+        let err = settings(&[
+            ("SEXTANT_LLM_URL", "http://127.0.0.1:9"),
+            ("SEXTANT_LLM_DAILY_LIMIT_USD", "-1"),
+        ])
+        .err();
+        assert_eq!(
+            err.map(|e| e.name).as_deref(),
+            Some("SEXTANT_LLM_DAILY_LIMIT_USD")
+        );
+    }
+
+    #[test]
+    fn the_llm_is_configured_only_with_a_url() {
+        assert!(settings(&[]).expect("defaults").llm.is_none());
+        let llm = settings(&[("SEXTANT_LLM_URL", "http://127.0.0.1:9")])
+            .expect("an LLM URL")
+            .llm
+            .expect("LLM settings");
+        assert_eq!(llm.model, "gpt-4o-mini");
+        assert_eq!(llm.timeout, Duration::from_secs(20));
     }
 }

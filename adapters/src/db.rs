@@ -105,8 +105,8 @@ mod tests {
 
     fn mode(url: &str) -> PgSslMode {
         connect_options(url)
-            .map(|o| o.get_ssl_mode())
-            .unwrap_or(PgSslMode::Require)
+            .expect("a valid database url")
+            .get_ssl_mode()
     }
 
     fn assert_modes(cases: &[(&str, PgSslMode)]) {

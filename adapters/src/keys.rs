@@ -11,6 +11,7 @@
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::{PgExecutor, Row};
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use sextant_domain::values::Role;
@@ -57,12 +58,9 @@ pub fn parse(key: &str) -> Option<(Uuid, &str)> {
 }
 
 /// Compares without an early exit, so timing tells nothing about how much of
-/// a guess was right.
+/// a guess was right (only whether its length was).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 /// A key as the registry knows it.
@@ -91,12 +89,20 @@ pub async fn find<'e>(
         Ok(KeyRecord {
             key_id: r.try_get("key_id")?,
             client_id: r.try_get("client_id")?,
-            role: Role::parse(&role).unwrap_or(Role::Reader),
+            role: role_of(&role)?,
             key_hash: r.try_get("key_hash")?,
             revoked: r.try_get("revoked")?,
         })
     })
     .transpose()
+}
+
+/// A registry row's role. One the domain does not know is an error, not a
+/// guess: reading it as some role would grant that role's rights.
+fn role_of(text: &str) -> Result<Role, sqlx::Error> {
+    Role::parse(text).ok_or_else(|| {
+        sqlx::Error::Decode(format!("client_api_keys.role: unknown role {text:?}").into())
+    })
 }
 
 /// Idempotent: a key already known is left as it is.
@@ -147,7 +153,7 @@ mod tests {
     #[test]
     fn a_minted_key_parses_back_to_its_id_and_hashes_to_its_hash() {
         let key = mint();
-        let (id, secret) = parse(&key.key).unwrap_or_else(|| panic!("unparsable {}", key.key));
+        let (id, secret) = parse(&key.key).expect("a minted key parses");
         assert_eq!(id, key.key_id);
         assert_eq!(sha256_hex(secret), key.hash);
         assert!(!key.key.contains(&key.hash));
@@ -171,5 +177,18 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
+    }
+
+    #[test]
+    fn a_registry_row_with_an_unknown_role_is_an_error_not_a_reader() {
+        for role in [Role::Admin, Role::Reviewer, Role::Ingest, Role::Reader] {
+            assert_eq!(role_of(role.as_str()).ok(), Some(role));
+        }
+        for bad in ["", "Admin", "owner", " reader"] {
+            let err = role_of(bad).expect_err("an unknown role is refused");
+            assert!(err.to_string().contains("unknown role"), "{bad:?}: {err}");
+        }
     }
 }

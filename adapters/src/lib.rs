@@ -1,15 +1,17 @@
 //! Sextant's adapters: everything that talks to the outside world.
 //!
-//! - [`config`]: typed configuration from the environment, secrets wrapped.
+//! - [`config`]: typed configuration: flags, else the environment, else
+//!   defaults; secrets wrapped.
+//! - [`service`]: what both service binaries share: command line, start-up.
 //! - [`telemetry`]: tracing (pretty or JSON) and the Prometheus recorder.
 //! - [`db`]: the Postgres pool, migrations, and "is the database down?".
 //! - [`store`]: cqrs-es on postgres-es, command metadata, positions.
 //! - [`stream`]: NATS JetStream: the stream's configuration, subjects and
 //!   the CloudEvents envelope.
-//! - [`ingest`]: the batched write path of sends and outcomes.
 //! - [`relay`]: drains the outbox to JetStream, gap-safe, one active leader.
 //! - [`llm`]: insight extraction through an OpenAI-compatible API, with
 //!   spend limits, retries and a circuit breaker.
+//! - [`retry`]: the backoff policies and the circuit breaker every retry loop uses.
 //! - [`keys`]: API key format, hashing and the key registry the APIs read.
 //! - [`http`]: plumbing both HTTP services share: problem+json, the strict
 //!   JSON extractor, request ids, positions, auth principals, health.
@@ -19,10 +21,11 @@
 pub mod config;
 pub mod db;
 pub mod http;
-pub mod ingest;
 pub mod keys;
 pub mod llm;
 pub mod relay;
+pub mod retry;
+pub mod service;
 pub mod store;
 pub mod stream;
 pub mod telemetry;

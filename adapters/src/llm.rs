@@ -8,13 +8,15 @@
 //! failure is an [`LlmError`]; callers fall back to the deterministic
 //! extractor, so an LLM outage never loses a document.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::retry::{Backoff, CircuitBreaker};
 
 #[derive(Clone, Debug)]
 pub struct LlmSettings {
@@ -33,6 +35,8 @@ pub struct LlmSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
+    #[error("the LLM client could not be set up: {0}")]
+    Setup(String),
     #[error("the client's daily LLM budget is spent")]
     BudgetExhausted,
     #[error("the LLM circuit breaker is open after repeated failures")]
@@ -56,16 +60,10 @@ impl LlmError {
     }
 }
 
-#[derive(Default)]
-struct Breaker {
-    failures: u32,
-    open_until: Option<Instant>,
-}
-
 pub struct LlmClient {
     http: reqwest::Client,
     settings: LlmSettings,
-    breaker: Mutex<Breaker>,
+    breaker: CircuitBreaker,
 }
 
 /// Sections an extraction may write.
@@ -95,16 +93,26 @@ pub struct Extraction {
 }
 
 impl LlmClient {
-    pub fn new(settings: LlmSettings) -> Self {
+    /// Fails when the settings cannot make an HTTP client: an API key that
+    /// is not a valid header value, or a TLS set-up the platform refuses.
+    /// Either would fail every call, so it fails at start-up instead.
+    pub fn new(settings: LlmSettings) -> Result<Self, LlmError> {
+        let mut bearer =
+            HeaderValue::from_str(&format!("Bearer {}", settings.api_key.expose_secret()))
+                .map_err(|_| {
+                    LlmError::Setup("SEXTANT_LLM_API_KEY is not a valid header value".into())
+                })?;
+        bearer.set_sensitive(true);
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
+            .default_headers(HeaderMap::from_iter([(AUTHORIZATION, bearer)]))
             .build()
-            .unwrap_or_default();
-        Self {
+            .map_err(|e| LlmError::Setup(e.to_string()))?;
+        Ok(Self {
             http,
+            breaker: CircuitBreaker::new(settings.breaker_threshold, settings.breaker_cooldown),
             settings,
-            breaker: Mutex::new(Breaker::default()),
-        }
+        })
     }
 
     pub fn model(&self) -> &str {
@@ -118,7 +126,7 @@ impl LlmClient {
         client_id: Uuid,
         content: &str,
     ) -> Result<Extraction, LlmError> {
-        self.check_breaker()?;
+        self.breaker.allow().map_err(|_| LlmError::CircuitOpen)?;
         let spent: Option<f64> = sqlx::query_scalar(
             "SELECT cost_usd FROM llm_spend WHERE client_id = $1 AND day = current_date",
         )
@@ -128,20 +136,24 @@ impl LlmClient {
         if spent.unwrap_or(0.0) >= self.settings.daily_limit_usd {
             return Err(LlmError::BudgetExhausted);
         }
-        let mut delay = Duration::from_millis(200);
+        let mut backoff = Backoff::llm();
         let mut attempt = 1;
         let outcome = loop {
             match self.call(content).await {
                 Err(err) if err.retryable() && attempt < self.settings.attempts => {
                     tracing::warn!(error = %err, attempt, "LLM call failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+                    tokio::time::sleep(backoff.next_delay()).await;
                     attempt += 1;
                 }
                 other => break other,
             }
         };
-        self.record_outcome(outcome.is_ok());
+        if outcome.is_ok() {
+            self.breaker.record_success();
+        } else if let Some(failures) = self.breaker.record_failure() {
+            tracing::error!(failures, "LLM circuit breaker opened");
+            metrics::counter!("sextant_llm_breaker_opened_total").increment(1);
+        }
         let extraction = outcome?;
         let cost = extraction.tokens as f64 / 1000.0 * self.settings.usd_per_1k_tokens;
         sqlx::query(
@@ -155,34 +167,6 @@ impl LlmClient {
         .execute(pool)
         .await?;
         Ok(extraction)
-    }
-
-    fn check_breaker(&self) -> Result<(), LlmError> {
-        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
-        match breaker.open_until {
-            Some(until) if Instant::now() < until => Err(LlmError::CircuitOpen),
-            Some(_) => {
-                // Half-open: let this call through as the trial.
-                breaker.open_until = None;
-                breaker.failures = self.settings.breaker_threshold.saturating_sub(1);
-                Ok(())
-            }
-            None => Ok(()),
-        }
-    }
-
-    fn record_outcome(&self, ok: bool) {
-        let mut breaker = self.breaker.lock().unwrap_or_else(|p| p.into_inner());
-        if ok {
-            *breaker = Breaker::default();
-            return;
-        }
-        breaker.failures += 1;
-        if breaker.failures >= self.settings.breaker_threshold {
-            tracing::error!(failures = breaker.failures, "LLM circuit breaker opened");
-            metrics::counter!("sextant_llm_breaker_opened_total").increment(1);
-            breaker.open_until = Some(Instant::now() + self.settings.breaker_cooldown);
-        }
     }
 
     async fn call(&self, content: &str) -> Result<Extraction, LlmError> {
@@ -200,20 +184,13 @@ impl LlmClient {
             "{}/chat/completions",
             self.settings.url.trim_end_matches('/')
         );
-        let response = self
-            .http
-            .post(url)
-            .bearer_auth(self.settings.api_key.expose_secret())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    LlmError::Timeout
-                } else {
-                    LlmError::Transport(e.to_string())
-                }
-            })?;
+        let response = self.http.post(url).json(&body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                LlmError::Timeout
+            } else {
+                LlmError::Transport(e.to_string())
+            }
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(LlmError::Status(status.as_u16()));
@@ -264,15 +241,42 @@ mod tests {
                 "{\"icp\": {\"industries\": [\"fintech\"]}, \"secrets\": {\"x\": 1}, \"messaging\": \"loud\", \"company\": {}}"}}],
             "usage": {"total_tokens": 321}
         });
-        let extraction = parse_answer(&answer).unwrap_or(Extraction {
-            patch: None,
-            tokens: 0,
-        });
+        let extraction = parse_answer(&answer).expect("a usable answer");
         assert_eq!(
             extraction.patch,
             Some(json!({"icp": {"industries": ["fintech"]}}))
         );
         assert_eq!(extraction.tokens, 321);
+    }
+
+    fn settings(api_key: &str) -> LlmSettings {
+        LlmSettings {
+            url: "http://127.0.0.1:9".into(),
+            model: "test".into(),
+            api_key: api_key.into(),
+            daily_limit_usd: 1.0,
+            usd_per_1k_tokens: 0.002,
+            timeout: Duration::from_secs(1),
+            attempts: 3,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn a_client_is_built_from_valid_settings() {
+        let client = LlmClient::new(settings("sk-test")).expect("a client");
+        assert_eq!(client.model(), "test");
+    }
+
+    #[test]
+    fn an_api_key_that_cannot_be_sent_fails_at_start_up_without_showing_it() {
+        let err = LlmClient::new(settings("sk-secret\nInjected: yes"))
+            .err()
+            .expect("an api key with a newline is refused");
+        assert!(matches!(err, LlmError::Setup(_)), "{err}");
+        assert!(err.to_string().contains("SEXTANT_LLM_API_KEY"), "{err}");
+        assert!(!err.to_string().contains("sk-secret"), "{err}");
     }
 
     #[test]

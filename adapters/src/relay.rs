@@ -40,6 +40,7 @@ use sqlx::{Connection, PgConnection, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StreamSettings;
+use crate::retry::Backoff;
 use crate::stream::{self, RecordedEvent, EVENT_COLUMNS};
 
 /// The relay's longest wait between retries; the stream's duplicate window is
@@ -88,7 +89,7 @@ impl Relay {
     /// Runs until `shutdown`: stands by while another relay leads, leads
     /// otherwise. Replay-safe: publishing an event twice has no effect.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::relay();
         while !shutdown.is_cancelled() {
             match self.lead(&shutdown).await {
                 Ok(()) => backoff.reset(),
@@ -97,7 +98,7 @@ impl Relay {
                     tracing::warn!(error = %err, "relay interrupted; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff.next()) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
                 }
             }
@@ -329,32 +330,15 @@ pub async fn backlog(pool: &PgPool) -> Result<(i64, f64), sqlx::Error> {
     Ok((row.try_get("depth")?, row.try_get("age")?))
 }
 
-/// Exponential backoff from 100 ms to [`MAX_BACKOFF`].
-#[derive(Default)]
-struct Backoff {
-    attempt: u32,
-}
-
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let delay = Duration::from_millis(100u64.saturating_mul(1 << self.attempt.min(16)));
-        self.attempt += 1;
-        delay.min(MAX_BACKOFF)
-    }
-
-    fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn backoff_grows_and_stays_under_the_ceiling_and_the_duplicate_window() {
-        let mut b = Backoff::default();
-        let delays: Vec<Duration> = (0..10).map(|_| b.next()).collect();
+        let mut b = Backoff::relay();
+        assert_eq!(b.ceiling(), MAX_BACKOFF);
+        let delays: Vec<Duration> = (0..10).map(|_| b.next_delay()).collect();
         assert_eq!(delays[0], Duration::from_millis(100));
         assert_eq!(delays[1], Duration::from_millis(200));
         assert!(delays.iter().all(|d| *d <= MAX_BACKOFF));

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateError, EventStore};
 use postgres_es::{PostgresCqrs, PostgresEventRepository};
-use sextant_domain::metadata;
+use sextant_domain::metadata::{self, Actor};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -18,21 +18,17 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct CommandMeta {
     pub client_id: Uuid,
-    pub actor: String,
+    pub actor: Actor,
     pub correlation_id: String,
     pub causation_id: Option<String>,
     pub command_id: Uuid,
 }
 
 impl CommandMeta {
-    pub fn new(
-        client_id: Uuid,
-        actor: impl Into<String>,
-        correlation_id: impl Into<String>,
-    ) -> Self {
+    pub fn new(client_id: Uuid, actor: Actor, correlation_id: impl Into<String>) -> Self {
         Self {
             client_id,
-            actor: actor.into(),
+            actor,
             correlation_id: correlation_id.into(),
             causation_id: None,
             command_id: Uuid::now_v7(),
@@ -42,7 +38,7 @@ impl CommandMeta {
     fn to_map(&self) -> HashMap<String, String> {
         let mut map = HashMap::from([
             (metadata::CLIENT_ID.to_owned(), self.client_id.to_string()),
-            (metadata::ACTOR.to_owned(), self.actor.clone()),
+            (metadata::ACTOR.to_owned(), self.actor.to_string()),
             (
                 metadata::CORRELATION_ID.to_owned(),
                 self.correlation_id.clone(),
@@ -96,14 +92,6 @@ pub enum CommandError<E: std::error::Error> {
 /// three (the fault suite's contention test saw 409s for plain proposals).
 const CONFLICT_RETRIES: u32 = 10;
 
-/// A random pause before retry `attempt`: up to 1 ms, doubling to at most
-/// 64 ms, so writers that collided do not collide again in lockstep.
-fn conflict_backoff(attempt: u32) -> std::time::Duration {
-    let ceiling_us = 1000u64 << attempt.min(6);
-    let random = (uuid::Uuid::new_v4().as_u128() as u64) % ceiling_us;
-    std::time::Duration::from_micros(random)
-}
-
 impl<A> CommandStore<A>
 where
     A: Aggregate,
@@ -152,6 +140,9 @@ where
         meta: &CommandMeta,
     ) -> Result<Committed<A::Event>, CommandError<A::Error>> {
         let mut attempt = 0;
+        // A random pause before each retry, so writers that collided do not
+        // collide again in lockstep.
+        let mut backoff = crate::retry::Backoff::conflict();
         loop {
             let outcome = self
                 .cqrs
@@ -160,7 +151,7 @@ where
                 .map_err(classify);
             match outcome {
                 Err(CommandError::Conflict) if attempt < CONFLICT_RETRIES => {
-                    tokio::time::sleep(conflict_backoff(attempt)).await;
+                    tokio::time::sleep(backoff.next_delay()).await;
                     attempt += 1;
                 }
                 other => break other?,
@@ -218,4 +209,111 @@ fn classify<E: std::error::Error>(err: AggregateError<E>) -> CommandError<E> {
             }
         }
     }
+}
+
+/// Who writes, as part of what: the metadata of events appended outside
+/// cqrs-es. No command id: such appends know their positions from
+/// `RETURNING`, and leaving it out spares the command-id index.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub client_id: Uuid,
+    pub actor: Actor,
+    pub correlation_id: String,
+}
+
+impl Writer {
+    fn metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            metadata::CLIENT_ID: self.client_id.to_string(),
+            metadata::ACTOR: self.actor.to_string(),
+            metadata::CORRELATION_ID: self.correlation_id,
+        })
+    }
+}
+
+/// Where an appended event goes in its aggregate's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sequence {
+    /// At this sequence, which the caller decided against state it read in
+    /// the same transaction; a concurrent writer that took it first makes
+    /// the append fail on the `events` primary key (a unique violation).
+    At(i64),
+    /// After the aggregate's last event, whatever that is when the append
+    /// runs: for aggregates whose events never depend on their history.
+    Next,
+}
+
+/// One event to append to aggregate `aggregate_id`.
+#[derive(Debug, Clone)]
+pub struct Appended<'a, E> {
+    pub aggregate_id: String,
+    pub sequence: Sequence,
+    pub event: &'a E,
+}
+
+/// The advisory lock `events_serialize_appends` takes before every insert
+/// into `events` (migration `20261121000001_event_store.sql`).
+const APPEND_LOCK: i64 = 8_675_309_001;
+
+/// Appends `items` to the event log in one statement, for the write paths
+/// that do not run through cqrs-es (batched ingest, authorisations,
+/// erasures): aggregate type, event type and version come from `A` and its
+/// events, as cqrs-es would write them. Answers the position of the last
+/// event (0 for none).
+///
+/// A [`Sequence::Next`] is drawn under the append lock, taken before the
+/// statement starts, so the statement's snapshot already holds every
+/// append that committed before it: two concurrent appends to one
+/// aggregate each get their own next sequence instead of colliding.
+pub async fn append<A: Aggregate>(
+    conn: &mut sqlx::PgConnection,
+    writer: &Writer,
+    items: &[Appended<'_, A::Event>],
+) -> Result<i64, sqlx::Error> {
+    use cqrs_es::DomainEvent;
+    if items.is_empty() {
+        return Ok(0);
+    }
+    if items.iter().any(|item| item.sequence == Sequence::Next) {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let mut ids = Vec::with_capacity(items.len());
+    let mut sequences: Vec<Option<i64>> = Vec::with_capacity(items.len());
+    let mut types = Vec::with_capacity(items.len());
+    let mut versions = Vec::with_capacity(items.len());
+    let mut payloads = Vec::with_capacity(items.len());
+    for item in items {
+        ids.push(item.aggregate_id.as_str());
+        sequences.push(match item.sequence {
+            Sequence::At(sequence) => Some(sequence),
+            Sequence::Next => None,
+        });
+        types.push(item.event.event_type());
+        versions.push(item.event.event_version());
+        payloads
+            .push(serde_json::to_value(item.event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+    }
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT $1, u.id, \
+                COALESCE(u.seq, (SELECT COALESCE(max(e.sequence), 0) + 1 FROM events e \
+                                 WHERE e.aggregate_type = $1 AND e.aggregate_id = u.id)), \
+                u.ty, u.version, u.payload, $7 \
+         FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[]) \
+              AS u(id, seq, ty, version, payload) \
+         RETURNING global_position",
+    )
+    .bind(A::TYPE)
+    .bind(&ids)
+    .bind(&sequences)
+    .bind(&types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(writer.metadata())
+    .fetch_all(conn)
+    .await?;
+    Ok(positions.into_iter().max().unwrap_or(0))
 }

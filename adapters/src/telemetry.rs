@@ -6,12 +6,14 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, EnvFilter};
 
-use crate::config::LogFormat;
+use crate::config::{ConfigError, LogFormat};
 
 /// Installs the global tracing subscriber. Safe to call more than once (tests
-/// start several apps in one process): later calls do nothing.
-pub fn init_tracing(filter: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+/// start several apps in one process): later calls do nothing. A filter that
+/// does not parse is an error naming `SEXTANT_LOG`, so a typo fails the
+/// start instead of logging at a level nobody chose.
+pub fn init_tracing(filter: &str, format: LogFormat) -> Result<(), ConfigError> {
+    let filter = log_filter(filter)?;
     let builder = fmt().with_env_filter(filter).with_target(true);
     let _ = match format {
         LogFormat::Json => builder
@@ -22,6 +24,15 @@ pub fn init_tracing(filter: &str, format: LogFormat) {
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
+    Ok(())
+}
+
+/// Parses a log filter (`tracing` `EnvFilter` syntax), as `SEXTANT_LOG`.
+pub fn log_filter(filter: &str) -> Result<EnvFilter, ConfigError> {
+    EnvFilter::builder().parse(filter).map_err(|e| ConfigError {
+        name: "SEXTANT_LOG".into(),
+        message: format!("not a log filter ({e}): {filter:?}"),
+    })
 }
 
 /// The process-wide Prometheus handle, installed on first use.
@@ -61,4 +72,31 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_filters_in_env_filter_syntax_parse() {
+        for filter in [
+            "info",
+            "warn,sextant_adapters=debug",
+            "sextant_projections[projector]=trace",
+        ] {
+            log_filter(filter).expect("a valid filter");
+        }
+    }
+
+    #[test]
+    fn a_log_filter_that_does_not_parse_is_an_error_naming_sextant_log() {
+        for filter in ["info,sextant_adapters=loud", "[unclosed", "=info"] {
+            let err = log_filter(filter).expect_err("an invalid filter is refused");
+            assert_eq!(err.name, "SEXTANT_LOG", "{filter}");
+        }
+        let err = init_tracing("info,sextant=loud", LogFormat::Pretty)
+            .expect_err("init_tracing refuses an invalid filter");
+        assert_eq!(err.name, "SEXTANT_LOG");
+    }
 }

@@ -1,8 +1,9 @@
 //! The command API: every state change enters Sextant here, as a command on
 //! an aggregate, and leaves as events in Postgres (and, through the relay
-//! this process also runs, on NATS JetStream).
+//! this process also runs, on NATS JetStream). Handlers parse, check the
+//! caller's role, call a use case of `sextant-application` and render its
+//! result; errors are the shared [`sextant_application::ApiError`].
 //!
-//! - [`error`]: the one error enum of this service, rendered as problem+json.
 //! - [`clients`]: client registration, profile, keys, webhooks, resources.
 //! - [`context`]: context updates, reviews, rollback, documents.
 //! - [`sends`]: sends and outcomes, authorisation, erasure.
@@ -16,7 +17,6 @@
 
 pub mod clients;
 pub mod context;
-pub mod error;
 pub mod experiments;
 pub mod platform;
 pub mod sends;
@@ -24,7 +24,6 @@ pub mod suggestions;
 pub mod webhooks;
 
 use std::future::Future;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -36,89 +35,36 @@ use serde_json::json;
 use sextant_adapters::config::Settings;
 use sextant_adapters::http::{self, AuthState};
 use sextant_adapters::llm::LlmClient;
-use sextant_adapters::store::CommandStore;
-use sextant_domain::client::Client;
-use sextant_domain::context::ClientContext;
-use sextant_domain::experiment::Experiment;
+use sextant_application::App;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 /// The OpenAPI document of this service.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// ClientContext histories grow without bound: a snapshot every this many
-/// events keeps loading flat.
-const CONTEXT_SNAPSHOT_EVERY: usize = 25;
-
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    pub app: App,
     pub operator_key: SecretString,
-    pub clients: Arc<CommandStore<Client>>,
-    pub context: Arc<CommandStore<ClientContext>>,
-    pub experiments: Arc<CommandStore<Experiment>>,
-    pub llm: Option<Arc<LlmClient>>,
 }
 
 impl AppState {
-    pub fn new(settings: &Settings, pool: PgPool) -> Self {
+    /// Fails when the LLM client cannot be built from its settings.
+    pub fn new(settings: &Settings, pool: PgPool) -> anyhow::Result<Self> {
         // Install the metrics recorder now, not at the first scrape:
         // whatever is recorded before it is installed is lost.
         sextant_adapters::telemetry::metrics_handle();
-        Self {
-            clients: CommandStore::new(pool.clone(), ()),
-            context: CommandStore::with_snapshots(pool.clone(), (), CONTEXT_SNAPSHOT_EVERY),
-            experiments: CommandStore::new(pool.clone(), ()),
-            llm: settings.llm.clone().map(|s| Arc::new(LlmClient::new(s))),
+        let llm = settings.llm.clone().map(LlmClient::new).transpose()?;
+        Ok(Self {
+            app: App::new(pool, llm),
             operator_key: settings.operator_key.clone(),
-            pool,
-        }
+        })
     }
-}
-
-impl AppState {
-    /// The client, which must exist. Read from its aggregate, not a
-    /// projection: policies must see the client as it is now.
-    pub async fn registered_client(
-        &self,
-        client_id: uuid::Uuid,
-    ) -> Result<Client, error::ApiError> {
-        let client = self.clients.load(&client_id.to_string()).await?;
-        if client.is_registered() {
-            Ok(client)
-        } else {
-            Err(http::Problem::client_not_found().into())
-        }
-    }
-}
-
-/// Executes `command` on the client-keyed aggregate of `store` (its id is
-/// the client's) on behalf of the caller.
-pub(crate) async fn execute<A>(
-    store: &CommandStore<A>,
-    client_id: uuid::Uuid,
-    principal: &http::Principal,
-    ids: &http::RequestIds,
-    command: A::Command,
-) -> Result<sextant_adapters::store::Committed<A::Event>, error::ApiError>
-where
-    A: cqrs_es::Aggregate,
-    A::Command: Clone,
-    A::Error: error::DomainRefusal,
-{
-    let meta = sextant_adapters::store::CommandMeta::new(
-        client_id,
-        principal.actor(),
-        ids.correlation_id.clone(),
-    );
-    Ok(store
-        .execute(&client_id.to_string(), command, &meta)
-        .await?)
 }
 
 impl AuthState for AppState {
     fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.app.pool
     }
 
     fn operator_key(&self) -> &SecretString {
@@ -150,8 +96,11 @@ pub async fn run(
 /// Ready when the database answers: commands need nothing else (with NATS
 /// down they are accepted and wait in the outbox).
 async fn readyz(State(state): State<AppState>) -> Response {
-    let database = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
-    let outbox = sextant_adapters::relay::backlog(&state.pool)
+    let database = sqlx::query("SELECT 1")
+        .execute(&state.app.pool)
+        .await
+        .is_ok();
+    let outbox = sextant_adapters::relay::backlog(&state.app.pool)
         .await
         .ok()
         .map(|(depth, _)| depth);

@@ -1,21 +1,13 @@
-//! `sextant-command`: the command API and the outbox relay.
+//! `sextant-command`: the command API, the outbox relay and the suggestion
+//! engine's schedule.
 
-use clap::{Parser, Subcommand};
-use sextant_adapters::config::Settings;
-use sextant_adapters::{db, relay, stream, telemetry};
+use clap::Subcommand;
+use sextant_adapters::service::{self, Cli};
+use sextant_adapters::{relay, stream, telemetry};
+use sextant_application::learning::{Engine, Thresholds};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Parser)]
-#[command(
-    name = "sextant-command",
-    about = "Sextant's command API and outbox relay"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the command API and run the relay (the default).
     Serve,
@@ -28,13 +20,17 @@ enum Command {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// How often the suggestion engine looks at every client's patterns.
+const SUGGEST_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let settings = Settings::from_env()?;
-    telemetry::init_tracing(&settings.log_filter, settings.log_format);
-    let pool = db::pool(&settings)?;
-    db::migrate(&pool).await?;
+    let cli = Cli::<Command>::parse_as(
+        "sextant-command",
+        "Sextant's command API, outbox relay and suggestion engine",
+    );
+    let settings = cli.settings.resolve();
+    let pool = service::start(&settings).await?;
     if let Some(Command::Migrate) = cli.command {
         tracing::info!("migrations applied");
         return Ok(());
@@ -52,14 +48,13 @@ async fn main() -> anyhow::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(settings.command_addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "command API listening");
-    let state = sextant_command_api::AppState::new(&settings, pool);
+    let state = sextant_command_api::AppState::new(&settings, pool)?;
     let suggestions = tokio::spawn(
-        sextant_command_api::suggestions::engine(&state)
-            .run(std::time::Duration::from_secs(60), shutdown.clone()),
+        Engine::new(&state.app, Thresholds::default()).run(SUGGEST_EVERY, shutdown.clone()),
     );
     let stop = shutdown.clone();
     sextant_command_api::run(listener, state, async move {
-        sextant_adapters::telemetry::shutdown_signal().await;
+        telemetry::shutdown_signal().await;
         stop.cancel();
     })
     .await?;

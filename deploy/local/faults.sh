@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the fault suite and prints the figures the README quotes.
+# Runs the fault suite and prints the figures docs/operations.md quotes.
 #
 #   deploy/local/faults.sh [extra cargo-nextest arguments]
 #

@@ -463,7 +463,7 @@ mod tests {
     type ClientTest = TestFramework<Client>;
 
     fn text<T: TryFrom<&'static str, Error = String>>(value: &'static str) -> T {
-        T::try_from(value).unwrap_or_else(|e| panic!("bad test value {value}: {e}"))
+        T::try_from(value).expect("a valid test value")
     }
 
     fn client_id() -> Uuid {
@@ -565,7 +565,9 @@ mod tests {
                     ..ProfileChange::default()
                 },
                 permission_mode: Some(PermissionMode::Autopilot),
-                autopilot_threshold: Some(ConfidenceThreshold::try_from(0.8).unwrap_or_default()),
+                autopilot_threshold: Some(
+                    ConfidenceThreshold::try_from(0.8).expect("0.8 is a valid threshold"),
+                ),
                 data_sharing_consent: Some(true),
             })
             .then_expect_events(vec![
@@ -577,7 +579,8 @@ mod tests {
                 },
                 ClientEvent::PermissionModeChanged {
                     permission_mode: PermissionMode::Autopilot,
-                    autopilot_threshold: ConfidenceThreshold::try_from(0.8).unwrap_or_default(),
+                    autopilot_threshold: ConfidenceThreshold::try_from(0.8)
+                        .expect("0.8 is a valid threshold"),
                 },
                 ClientEvent::DataSharingConsentGiven,
             ]);
@@ -737,8 +740,7 @@ mod tests {
             address: text("sam@acme-mail.com"),
             daily_cap: ResourceKind::Mailbox.default_daily_cap(),
         };
-        let cap_30 =
-            DailyCap::try_from(30).unwrap_or_else(|_| ResourceKind::Mailbox.default_daily_cap());
+        let cap_30 = DailyCap::try_from(30).expect("30 is a valid daily cap");
         ClientTest::with(())
             .given(vec![registered(), registered_mailbox.clone()])
             .when(ClientCommand::RegisterResource {
@@ -790,11 +792,10 @@ mod tests {
 
     #[test]
     fn events_serialize_with_a_snake_case_type_tag() {
-        let json = serde_json::to_value(key_issued(1)).unwrap_or_default();
+        let json = serde_json::to_value(key_issued(1)).expect("an event serializes");
         assert_eq!(json["type"], "api_key_issued");
         assert_eq!(json["role"], "reviewer");
-        let back: ClientEvent =
-            serde_json::from_value(json).unwrap_or(ClientEvent::ClientReactivated);
+        let back: ClientEvent = serde_json::from_value(json).expect("an event deserializes");
         assert_eq!(back, key_issued(1));
     }
 }

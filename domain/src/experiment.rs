@@ -28,7 +28,7 @@ pub enum ExperimentCommand {
     },
     ConcludeExperiment {
         winner: Option<String>,
-        decision: String,
+        decision: Verdict,
     },
 }
 
@@ -44,8 +44,44 @@ pub enum ExperimentEvent {
     },
     ExperimentConcluded {
         winner: Option<String>,
-        decision: String,
+        decision: Verdict,
     },
+}
+
+/// What the decision rule says of an experiment. Stored in
+/// `experiment_concluded` events and the experiments read model as its
+/// snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The leader beats every other variant.
+    Winner,
+    /// No variant is ahead yet with the confidence the rule asks for.
+    KeepRunning,
+    /// The split is not what was asked for, so no number is trusted.
+    SampleRatioMismatch,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 3] = [Self::Winner, Self::KeepRunning, Self::SampleRatioMismatch];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Winner => "winner",
+            Self::KeepRunning => "keep_running",
+            Self::SampleRatioMismatch => "sample_ratio_mismatch",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl DomainEvent for ExperimentEvent {
@@ -221,6 +257,7 @@ impl Aggregate for Experiment {
 #[cfg(test)]
 mod tests {
     use cqrs_es::test::TestFramework;
+    use serde_json::json;
 
     use super::*;
 
@@ -297,7 +334,7 @@ mod tests {
             .given(vec![created()])
             .when(ExperimentCommand::ConcludeExperiment {
                 winner: Some("c".into()),
-                decision: "x".into(),
+                decision: Verdict::Winner,
             })
             .then_expect_error(ExperimentError::UnknownWinner);
         TestFramework::<Experiment>::with(())
@@ -305,21 +342,43 @@ mod tests {
                 created(),
                 ExperimentEvent::ExperimentConcluded {
                     winner: None,
-                    decision: "x".into(),
+                    decision: Verdict::KeepRunning,
                 },
             ])
             .when(ExperimentCommand::ConcludeExperiment {
                 winner: None,
-                decision: "y".into(),
+                decision: Verdict::SampleRatioMismatch,
             })
             .then_expect_error(ExperimentError::AlreadyConcluded);
         TestFramework::<Experiment>::with(())
             .given_no_previous_events()
             .when(ExperimentCommand::ConcludeExperiment {
                 winner: None,
-                decision: "y".into(),
+                decision: Verdict::SampleRatioMismatch,
             })
             .then_expect_error(ExperimentError::Unknown);
+    }
+
+    #[test]
+    fn a_stored_conclusion_keeps_its_decision_as_the_snake_case_name() {
+        for verdict in Verdict::ALL {
+            let stored = json!({ "type": "experiment_concluded", "winner": null, "decision": verdict.as_str() });
+            let event: ExperimentEvent =
+                serde_json::from_value(stored.clone()).expect("a stored conclusion reads");
+            assert_eq!(
+                event,
+                ExperimentEvent::ExperimentConcluded {
+                    winner: None,
+                    decision: verdict,
+                }
+            );
+            assert_eq!(serde_json::to_value(&event).expect("serializes"), stored);
+            assert_eq!(Verdict::parse(verdict.as_str()), Some(verdict));
+        }
+        assert_eq!(
+            Verdict::ALL.map(Verdict::as_str),
+            ["winner", "keep_running", "sample_ratio_mismatch"]
+        );
     }
 
     #[test]
@@ -360,8 +419,7 @@ pub struct VariantResult {
 pub struct Decision {
     pub variants: Vec<VariantResult>,
     pub sample_ratio_p: f64,
-    /// `winner`, `keep_running` or `sample_ratio_mismatch`.
-    pub decision: String,
+    pub decision: Verdict,
     pub winner: Option<String>,
     pub rule: String,
 }
@@ -419,16 +477,16 @@ pub fn decide(variants: &[(Variant, u64, u64)]) -> Decision {
     let weights: Vec<f64> = variants.iter().map(|(v, ..)| v.weight).collect();
     let srm = sample_ratio_p(&observed, &weights);
     let (decision, winner) = if srm < SRM_ALPHA {
-        ("sample_ratio_mismatch", None)
+        (Verdict::SampleRatioMismatch, None)
     } else if beats_all {
-        ("winner", leader.map(|(id, ..)| id))
+        (Verdict::Winner, leader.map(|(id, ..)| id))
     } else {
-        ("keep_running", None)
+        (Verdict::KeepRunning, None)
     };
     Decision {
         variants: results,
         sample_ratio_p: srm,
-        decision: decision.into(),
+        decision,
         winner,
         rule: format!(
             "mSPRT always-valid p-values (normal mixture, variance {MIXTURE_VARIANCE}); the leader wins when it \
@@ -452,11 +510,11 @@ mod decision_tests {
     fn a_clear_leader_wins_and_a_tie_keeps_running() {
         let d = decide(&[(v("a"), 3000, 450), (v("b"), 3000, 300)]);
         assert_eq!(
-            (d.decision.as_str(), d.winner.as_deref()),
-            ("winner", Some("a"))
+            (d.decision, d.winner.as_deref()),
+            (Verdict::Winner, Some("a"))
         );
         let d = decide(&[(v("a"), 3000, 300), (v("b"), 3000, 310)]);
-        assert_eq!(d.decision, "keep_running");
+        assert_eq!(d.decision, Verdict::KeepRunning);
         assert!(d
             .variants
             .iter()
@@ -466,7 +524,7 @@ mod decision_tests {
     #[test]
     fn a_sample_ratio_mismatch_overrides_a_winner() {
         let d = decide(&[(v("a"), 3000, 450), (v("b"), 2000, 200)]);
-        assert_eq!(d.decision, "sample_ratio_mismatch");
+        assert_eq!(d.decision, Verdict::SampleRatioMismatch);
         assert!(d.sample_ratio_p < SRM_ALPHA);
         assert_eq!(d.winner, None);
     }

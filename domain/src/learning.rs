@@ -1,4 +1,4 @@
-//! What learning keys a send by: the pattern families of DOMAIN.md and the
+//! What learning keys a send by: the pattern families of docs/learning.md and the
 //! key of a send in each. Pure functions; the `patterns` projection counts
 //! by these keys and the query side turns counts into statistics.
 
@@ -234,7 +234,7 @@ mod tests {
             sent_at: chrono::Utc
                 .with_ymd_and_hms(2026, 11, 16, 22, 30, 0)
                 .single()
-                .unwrap_or_default(),
+                .expect("an unambiguous time"),
         }
     }
 
@@ -298,6 +298,9 @@ pub struct PatternRow {
     /// Benjamini–Hochberg over the rows of the family.
     pub q: f64,
 }
+
+/// The family and key every send is counted under: the client's baseline.
+pub const BASELINE: (&str, &str) = ("all", "all");
 
 /// Statistics for a family's rows: `rows` are (key, sends, events) and
 /// `baseline` the client's (sends, events) over all keys.
@@ -366,7 +369,7 @@ mod row_tests {
             .iter()
             .find(|r| r.key == "cta=meeting")
             .cloned()
-            .unwrap_or_else(|| panic!("{out:?}"));
+            .expect("a cta=meeting row");
         assert!((meeting.rate - 0.12).abs() < 1e-12);
         assert!((meeting.lift - 0.12 / 0.09).abs() < 1e-12);
         assert!(meeting.ci_low < 0.12 && meeting.ci_high > 0.12);
@@ -375,7 +378,7 @@ mod row_tests {
             .iter()
             .find(|r| r.key == "cta=none")
             .cloned()
-            .unwrap_or_else(|| panic!("{out:?}"));
+            .expect("a cta=none row");
         assert!(none.p > 0.5, "the baseline-like row is not significant");
         assert_eq!(out[0].key, "cta=meeting", "most significant first");
     }
@@ -384,29 +387,29 @@ mod row_tests {
 /// Published cold-outreach benchmarks: the last level of the priors a new
 /// client starts from (client-learned → industry → platform → these), used
 /// only when nothing better is known. Each is (family, key, verdict, source).
-pub const PUBLISHED_BENCHMARKS: [(Family, &str, &str, &str); 4] = [
+pub const PUBLISHED_BENCHMARKS: [(Family, &str, Verdict, &str); 4] = [
     (
         Family::What,
         "subject_words=1-3",
-        "prefer",
+        Verdict::Prefer,
         "short subject lines are widely reported to get more replies",
     ),
     (
         Family::What,
         "personalized=true",
-        "prefer",
+        Verdict::Prefer,
         "personalised first lines are widely reported to lift replies",
     ),
     (
         Family::What,
         "cta=question",
-        "prefer",
+        Verdict::Prefer,
         "interest-based calls to action are widely reported to beat meeting asks on first touch",
     ),
     (
         Family::When,
         "slot=sat 09-12",
-        "avoid",
+        Verdict::Avoid,
         "weekend sends are widely reported to underperform",
     ),
 ];
@@ -429,5 +432,88 @@ impl Level {
             Self::Platform => "platform",
             Self::Benchmark => "benchmark",
         }
+    }
+}
+
+/// What a suggestion says of a pattern key. Written into context documents
+/// (`playbook.learned`, `playbook.priors`, `best_practices`) and answered by
+/// the API as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// It does better than the baseline.
+    Prefer,
+    /// It does worse than the baseline.
+    Avoid,
+    /// A context version did worse than its predecessor: go back.
+    RollBack,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 3] = [Self::Prefer, Self::Avoid, Self::RollBack];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prefer => "prefer",
+            Self::Avoid => "avoid",
+            Self::RollBack => "roll_back",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == text)
+    }
+
+    /// Prefer what lifts the metric above the baseline, avoid the rest.
+    pub fn of_lift(lift: f64) -> Self {
+        if lift > 1.0 {
+            Self::Prefer
+        } else {
+            Self::Avoid
+        }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn families_levels_and_verdicts_serialize_as_their_names() {
+        for family in Family::ALL {
+            assert_eq!(
+                serde_json::to_value(family).expect("serializes"),
+                family.as_str()
+            );
+        }
+        for level in [
+            Level::Client,
+            Level::Industry,
+            Level::Platform,
+            Level::Benchmark,
+        ] {
+            assert_eq!(
+                serde_json::to_value(level).expect("serializes"),
+                level.as_str()
+            );
+        }
+        for verdict in Verdict::ALL {
+            assert_eq!(
+                serde_json::to_value(verdict).expect("serializes"),
+                verdict.as_str()
+            );
+            assert_eq!(Verdict::parse(verdict.as_str()), Some(verdict));
+        }
+        assert_eq!(
+            Verdict::ALL.map(Verdict::as_str),
+            ["prefer", "avoid", "roll_back"]
+        );
+    }
+
+    #[test]
+    fn a_lift_above_one_is_preferred_and_anything_else_avoided() {
+        assert_eq!(Verdict::of_lift(1.3), Verdict::Prefer);
+        assert_eq!(Verdict::of_lift(1.0), Verdict::Avoid);
+        assert_eq!(Verdict::of_lift(0.7), Verdict::Avoid);
     }
 }

@@ -2,13 +2,24 @@
 //! Wilson score interval, the two-proportion z-test, Benjamini–Hochberg
 //! q-values, the chi-square test (for sample-ratio mismatch), and an
 //! always-valid (mixture sequential probability ratio) test that stays
-//! valid however often people look.
+//! valid however often people look. Every p-value is strictly positive
+//! (`SMALLEST_P` at the least): tails come from `erfc` directly rather than
+//! as `1 - cdf`, which cancels to 0 for large statistics.
 
 /// The standard normal quantile for a two-sided 95% interval.
 pub const Z_95: f64 = 1.959_963_984_540_054;
 
+/// The smallest p-value any test here answers. A tail below the smallest
+/// normal double would round to 0 (or lose its precision as a subnormal);
+/// reporting this floor instead is conservative and keeps every p strictly
+/// positive, so ratios, logs and q-values built from it stay finite and
+/// ordered.
+pub const SMALLEST_P: f64 = f64::MIN_POSITIVE;
+
 /// The complementary error function, to about 1.2e-7 relative accuracy
-/// (Numerical Recipes' Chebyshev fit).
+/// (Numerical Recipes' Chebyshev fit). The error is relative all the way
+/// down the tail to the smallest normal double (x ≈ 26.5), which is what
+/// lets p-values come straight from it.
 pub fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
@@ -31,6 +42,14 @@ pub fn erfc(x: f64) -> f64 {
 /// P(Z ≤ z) for a standard normal Z.
 pub fn normal_cdf(z: f64) -> f64 {
     0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+/// P(|Z| ≥ |z|) for a standard normal Z: the two-sided p-value of a
+/// z-statistic. Taken straight from `erfc`, whose error is relative, so the
+/// tail keeps its precision where `1 - normal_cdf(|z|)` cancels to 0
+/// (past |z| ≈ 8.3).
+pub fn two_sided_normal_p(z: f64) -> f64 {
+    erfc(z.abs() / std::f64::consts::SQRT_2).clamp(SMALLEST_P, 1.0)
 }
 
 /// The Wilson score interval for `successes` out of `trials` at `z`.
@@ -59,7 +78,17 @@ pub fn two_proportion_test(x1: u64, n1: u64, x2: u64, n2: u64) -> (f64, f64) {
         return (0.0, 1.0);
     }
     let z = (x1 as f64 / n1f - x2 as f64 / n2f) / se;
-    (z, (2.0 * (1.0 - normal_cdf(z.abs()))).clamp(0.0, 1.0))
+    (z, two_sided_normal_p(z))
+}
+
+/// A p- or q-value as people read it: four decimals, or scientific
+/// notation below 0.0001 so that a tiny value does not print as 0.0000.
+pub fn format_p(p: f64) -> String {
+    if p >= 0.000_05 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.1e}")
+    }
 }
 
 /// Benjamini–Hochberg q-values, in the order of `p_values`.
@@ -143,9 +172,9 @@ fn ln_gamma(x: f64) -> f64 {
     -tmp + (2.506_628_274_631_000_5 * ser / x).ln()
 }
 
-/// P(χ²_k > statistic).
+/// P(χ²_k > statistic), never below `SMALLEST_P`.
 pub fn chi_square_p(statistic: f64, degrees_of_freedom: u32) -> f64 {
-    gamma_q(degrees_of_freedom as f64 / 2.0, statistic / 2.0).clamp(0.0, 1.0)
+    gamma_q(degrees_of_freedom as f64 / 2.0, statistic / 2.0).clamp(SMALLEST_P, 1.0)
 }
 
 /// Sample-ratio mismatch: the chi-square goodness-of-fit p-value of the
@@ -175,7 +204,8 @@ pub fn sample_ratio_p(observed: &[u64], weights: &[f64]) -> f64 {
 /// sequential probability ratio test of Johari et al. (2017) with a normal
 /// mixture of variance `tau2` over the difference. Unlike a fixed-horizon
 /// test, looking after every new observation does not inflate false
-/// positives; the running minimum over looks stays a valid p-value.
+/// positives; the running minimum over looks stays a valid p-value. Never
+/// below `SMALLEST_P`, however overwhelming the evidence.
 pub fn always_valid_p(x1: u64, n1: u64, x2: u64, n2: u64, tau2: f64) -> f64 {
     if n1 == 0 || n2 == 0 {
         return 1.0;
@@ -187,7 +217,7 @@ pub fn always_valid_p(x1: u64, n1: u64, x2: u64, n2: u64, tau2: f64) -> f64 {
     let theta = p1 - p2;
     let likelihood_ratio =
         (v / (v + tau2)).sqrt() * (tau2 * theta * theta / (2.0 * v * (v + tau2))).exp();
-    (1.0 / likelihood_ratio).min(1.0)
+    (1.0 / likelihood_ratio).clamp(SMALLEST_P, 1.0)
 }
 
 #[cfg(test)]
@@ -204,6 +234,100 @@ mod tests {
         assert!(close(normal_cdf(1.96), 0.975_002_1, 1e-6));
         assert!(close(normal_cdf(-1.0), 0.158_655_3, 1e-6));
         assert!(close(normal_cdf(2.575_829), 0.995, 1e-6));
+    }
+
+    #[test]
+    fn erfc_keeps_its_relative_accuracy_far_in_the_tail() {
+        // Python: math.erfc(x) (correctly rounded to within an ulp or two).
+        for (x, want) in [
+            (0.5, 0.479_500_122_186_953_5),
+            (3.0, 2.209_049_699_858_543_8e-5),
+            (6.0, 2.151_973_671_249_891_6e-17),
+            (8.5 / std::f64::consts::SQRT_2, 1.895_906_964_440_671e-17),
+            (10.0, 2.088_487_583_762_545e-45),
+            (20.0, 5.395_865_611_607_900_5e-176),
+            (26.0, 5.663_192_408_856_143e-296),
+        ] {
+            let got = erfc(x);
+            assert!(
+                ((got - want) / want).abs() < 1.2e-7,
+                "erfc({x}) = {got}, want {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_two_sided_tail_at_z_8_5_is_tiny_but_not_zero() {
+        // 2·Q(8.5) = erfc(8.5/√2) = 1.8959069644406637e-17 (mpmath, 40 digits).
+        let want = 1.895_906_964_440_663_7e-17;
+        for z in [8.5, -8.5] {
+            let p = two_sided_normal_p(z);
+            assert!(p > 0.0, "p at z = {z} underflowed to 0");
+            assert!(((p - want) / want).abs() < 1e-6, "p at z = {z} was {p}");
+        }
+        // The subtraction this replaces loses everything at this z.
+        assert_eq!(2.0 * (1.0 - normal_cdf(8.5)), 0.0);
+    }
+
+    #[test]
+    fn no_finite_z_answers_a_p_of_zero() {
+        for z in [0.0, 1.0, 8.3, 20.0, 37.0, 38.5, 40.0, 1e3, 1e300, f64::MAX] {
+            let p = two_sided_normal_p(z);
+            assert!(p > 0.0 && p <= 1.0, "p at z = {z} was {p}");
+            assert_eq!(p, two_sided_normal_p(-z), "the tail is symmetric at {z}");
+        }
+        assert!(close(two_sided_normal_p(0.0), 1.0, 1e-7));
+        assert!(close(two_sided_normal_p(Z_95), 0.05, 1e-7));
+        // Monotone down the tail, flooring only where the double runs out.
+        assert!(two_sided_normal_p(20.0) > two_sided_normal_p(30.0));
+        assert_eq!(two_sided_normal_p(40.0), SMALLEST_P);
+    }
+
+    #[test]
+    fn a_huge_difference_in_proportions_still_answers_a_positive_p() {
+        // z ≈ 22.4: p ≈ 5e-111, representable, so it is reported as it is.
+        let (z, p) = two_proportion_test(600, 1000, 100, 1000);
+        assert!(z > 20.0, "{z}");
+        assert!(p > 0.0, "p underflowed to 0 at z = {z}");
+        let want = erfc(z / std::f64::consts::SQRT_2);
+        assert!(((p - want) / want).abs() < 1e-12, "{p} against {want}");
+        // z ≈ 141: the tail is below any double, so the floor is reported.
+        let (z, p) = two_proportion_test(10_000, 10_000, 0, 10_000);
+        assert!(z > 100.0, "{z}");
+        assert_eq!(p, SMALLEST_P, "at z = {z}");
+    }
+
+    #[test]
+    fn q_values_built_from_tiny_p_values_stay_positive() {
+        let tiny = [
+            two_sided_normal_p(8.5),
+            two_proportion_test(600, 1000, 100, 1000).1,
+            two_proportion_test(10_000, 10_000, 0, 10_000).1,
+            0.03,
+            0.5,
+        ];
+        let q = benjamini_hochberg(&tiny);
+        for (p, q) in tiny.iter().zip(&q) {
+            assert!(*q > 0.0 && q.is_finite(), "p {p} gave q {q}");
+            assert!(q >= p, "a q-value is never below its p: {p} {q}");
+        }
+        // Order survives: the smaller p keeps the smaller (or equal) q.
+        assert!(q[2] <= q[1] && q[1] <= q[0] && q[0] < q[3], "{q:?}");
+    }
+
+    #[test]
+    fn other_tests_floor_their_p_values_above_zero() {
+        assert!(chi_square_p(5_000.0, 1) > 0.0);
+        assert!(sample_ratio_p(&[100_000, 10], &[1.0, 1.0]) > 0.0);
+        assert!(always_valid_p(1_000_000, 1_000_000, 0, 1_000_000, 0.01) > 0.0);
+    }
+
+    #[test]
+    fn tiny_p_values_print_in_scientific_notation_rather_than_as_zero() {
+        assert_eq!(format_p(0.028_46), "0.0285");
+        assert_eq!(format_p(1.0), "1.0000");
+        assert_eq!(format_p(two_sided_normal_p(8.5)), "1.9e-17");
+        assert_eq!(format_p(SMALLEST_P), "2.2e-308");
     }
 
     #[test]

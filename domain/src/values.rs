@@ -146,7 +146,7 @@ impl CompanySize {
     }
 }
 
-/// How much a client lets the machine change on its own (DOMAIN.md).
+/// How much a client lets the machine change on its own (docs/context-ledger.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PermissionMode {
@@ -210,7 +210,7 @@ impl From<UnitInterval> for f64 {
     }
 }
 
-/// What a client API key may do (API.md, "Authentication and roles").
+/// What a client API key may do (docs/http-api.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -261,7 +261,7 @@ impl ResourceKind {
         }
     }
 
-    /// DOMAIN.md: 50 emails per mailbox, 17 LinkedIn actions per seat, 100
+    /// docs/sends-and-webhooks.md: 50 emails per mailbox, 17 LinkedIn actions per seat, 100
     /// SMS per number, per day. Direct mail has no industry norm; 100.
     pub fn default_daily_cap(self) -> DailyCap {
         DailyCap(match self {
@@ -407,10 +407,20 @@ mod tests {
             ResourceKind::LinkedinSeat,
             Provider::Replyio,
         ))
-        .unwrap_or_default();
+        .expect("enums serialize");
         assert_eq!(json, r#"["co_pilot","5001+","linkedin_seat","replyio"]"#);
         for provider in Provider::ALL {
             assert_eq!(Provider::parse(provider.as_str()), Some(provider));
+        }
+    }
+
+    #[test]
+    fn a_role_parses_from_its_wire_name_only() {
+        for role in [Role::Admin, Role::Reviewer, Role::Ingest, Role::Reader] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        for bad in ["", "Admin", "READER", " reviewer", "owner"] {
+            assert_eq!(Role::parse(bad), None, "{bad:?}");
         }
     }
 

@@ -9,14 +9,14 @@ use sextant_adapters::stream::RecordedEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::runtime::{Projection, ProjectionError};
+use crate::runtime::{Projection, ProjectionError, ProjectionName};
 
 pub struct AuditProjection;
 
 #[async_trait::async_trait]
 impl Projection for AuditProjection {
     fn name(&self) -> &'static str {
-        "audit"
+        ProjectionName::Audit.as_str()
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -10,9 +10,6 @@
 //!   models, so tests can prove replay equals live.
 //! - [`clients`], [`audit`], [`context`], [`sends`], [`patterns`]: the
 //!   projections.
-//! - [`platform`]: cross-client patterns of consenting clients, pooled.
-//! - [`suggestions`]: the suggestion engine, proposing context updates from
-//!   significant patterns through commands.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -20,28 +17,32 @@ pub mod clients;
 pub mod context;
 pub mod experiments;
 pub mod patterns;
-pub mod platform;
 pub mod replay;
 pub mod runtime;
 pub mod sends;
-pub mod suggestions;
 
-pub use runtime::{Projection, ProjectionError, Projector};
+pub use runtime::{Projection, ProjectionError, ProjectionName, Projector};
 
 use std::sync::Arc;
 
-/// Every projection this build knows, by name.
-pub fn all() -> Vec<Arc<dyn Projection>> {
-    vec![
-        Arc::new(clients::ClientsProjection),
-        Arc::new(audit::AuditProjection),
-        Arc::new(context::ContextProjection),
-        Arc::new(sends::SendsProjection),
-        Arc::new(patterns::PatternsProjection),
-        Arc::new(experiments::ExperimentsProjection),
-    ]
+/// The projection of that name.
+pub fn projection(name: ProjectionName) -> Arc<dyn Projection> {
+    match name {
+        ProjectionName::Clients => Arc::new(clients::ClientsProjection),
+        ProjectionName::Audit => Arc::new(audit::AuditProjection),
+        ProjectionName::Context => Arc::new(context::ContextProjection),
+        ProjectionName::Sends => Arc::new(sends::SendsProjection),
+        ProjectionName::Patterns => Arc::new(patterns::PatternsProjection),
+        ProjectionName::Experiments => Arc::new(experiments::ExperimentsProjection),
+    }
 }
 
+/// Every projection this build knows, in [`ProjectionName::ALL`] order.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    ProjectionName::ALL.into_iter().map(projection).collect()
+}
+
+/// The projection named `name`, if this build has one.
 pub fn by_name(name: &str) -> Option<Arc<dyn Projection>> {
-    all().into_iter().find(|p| p.name() == name)
+    ProjectionName::parse(name).map(projection)
 }

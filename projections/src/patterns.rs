@@ -9,17 +9,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sextant_adapters::stream::RecordedEvent;
 use sextant_domain::aggregate_types;
-use sextant_domain::learning::{keys_of, metrics_of_event, Metric};
-use sextant_domain::send::SendEvent;
+use sextant_domain::learning::{keys_of, metrics_of_event, Metric, BASELINE};
+use sextant_domain::send::{SendEvent, SendFacts};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::runtime::{Projection, ProjectionError};
+use crate::runtime::{Projection, ProjectionError, ProjectionName};
 
 pub struct PatternsProjection;
-
-/// The family and key every send is counted under: the client's baseline.
-pub const BASELINE: (&str, &str) = ("all", "all");
 
 /// Count changes by `client \u{1f} scope \u{1f} family|key`: one string
 /// per counter, so that adding to one already seen allocates nothing (a
@@ -85,7 +82,7 @@ fn column(metric: Metric) -> usize {
 #[async_trait::async_trait]
 impl Projection for PatternsProjection {
     fn name(&self) -> &'static str {
-        "patterns"
+        ProjectionName::Patterns.as_str()
     }
 
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
@@ -126,8 +123,39 @@ impl Projection for PatternsProjection {
         if parsed.is_empty() {
             return Ok(());
         }
+        let mut batch = Batch::load(conn, &parsed).await?;
+        for (send_id, client, event) in &parsed {
+            match event {
+                SendEvent::SendRecorded(facts) => batch.send_recorded(*send_id, *client, facts),
+                SendEvent::OutcomeRecorded(_) | SendEvent::ReplyClassified(_) => {
+                    batch.outcome_recorded(*send_id, *client, event)
+                }
+            }
+        }
+        batch.write(conn).await
+    }
+}
 
-        // What is already known of the sends and leads this batch touches.
+/// One batch's view of the tables and the changes it makes to them.
+struct Batch {
+    /// The scopes and keys of every send known so far, by send.
+    sends: HashMap<Uuid, (Vec<String>, Vec<String>)>,
+    /// Outcomes waiting for their send, by send: a set, as the table's key
+    /// is: one metric per send however often it is reported early.
+    waiting: HashMap<Uuid, BTreeSet<Metric>>,
+    /// The channels each lead was sent on, in order, by client and lead.
+    channels: HashMap<(Uuid, String), Vec<String>>,
+    deltas: Deltas,
+    new_sends: Vec<(Uuid, Uuid, Vec<String>, Vec<String>)>,
+    touched_leads: BTreeMap<(Uuid, String), ()>,
+}
+
+impl Batch {
+    /// What is already known of the sends and leads `parsed` touches.
+    async fn load(
+        conn: &mut PgConnection,
+        parsed: &[(Uuid, Uuid, SendEvent)],
+    ) -> Result<Self, ProjectionError> {
         let ids: Vec<Uuid> = parsed.iter().map(|(id, ..)| *id).collect();
         let known: Vec<(Uuid, Vec<String>, Vec<String>)> = sqlx::query_as(
             "SELECT send_id, scopes, keys FROM pattern_sends WHERE send_id = ANY($1)",
@@ -135,7 +163,7 @@ impl Projection for PatternsProjection {
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?;
-        let mut sends: HashMap<Uuid, (Vec<String>, Vec<String>)> = known
+        let sends: HashMap<Uuid, (Vec<String>, Vec<String>)> = known
             .into_iter()
             .map(|(id, scopes, keys)| (id, (scopes, keys)))
             .collect();
@@ -153,10 +181,8 @@ impl Projection for PatternsProjection {
         .bind(&arriving)
         .fetch_all(&mut *conn)
         .await?;
-        // Outcomes waiting for their send, by send: those taken from the
-        // table above and those of this batch whose send is not known yet
-        // (it may come later in this very batch). A set, as the table's key
-        // is: one metric per send however often it is reported early.
+        // Those taken from the table above; the batch adds those whose send
+        // is not known yet (it may come later in this very batch).
         let mut waiting: HashMap<Uuid, BTreeSet<Metric>> = HashMap::new();
         for (id, metric) in pending {
             if let Some(metric) = Metric::parse(&metric) {
@@ -183,135 +209,175 @@ impl Projection for PatternsProjection {
         .bind(pairs.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>())
         .fetch_all(&mut *conn)
         .await?;
-        let mut channels: HashMap<(Uuid, String), Vec<String>> = histories
+        let channels: HashMap<(Uuid, String), Vec<String>> = histories
             .into_iter()
             .map(|(c, l, ch)| ((c, l), ch))
             .collect();
+        Ok(Self {
+            sends,
+            waiting,
+            channels,
+            deltas: Deltas::default(),
+            new_sends: Vec::new(),
+            touched_leads: BTreeMap::new(),
+        })
+    }
 
-        let mut deltas = Deltas::default();
-        let mut new_sends: Vec<(Uuid, Uuid, Vec<String>, Vec<String>)> = Vec::new();
-        let mut touched_leads: BTreeMap<(Uuid, String), ()> = BTreeMap::new();
-        for (send_id, client, event) in &parsed {
-            match event {
-                SendEvent::SendRecorded(facts) => {
-                    if sends.contains_key(send_id) {
-                        continue;
-                    }
-                    let lead = (*client, facts.lead_ref.clone());
-                    let history = channels.entry(lead.clone()).or_default();
-                    let mut keys: Vec<String> = keys_of(facts, history)
-                        .into_iter()
-                        .map(|(family, key)| format!("{}|{key}", family.as_str()))
-                        .collect();
-                    keys.push(format!("{}|{}", BASELINE.0, BASELINE.1));
-                    history.push(facts.channel.as_str().to_owned());
-                    touched_leads.insert(lead, ());
-                    let mut scopes = vec!["client".to_owned()];
-                    if let Some(industry) = &facts.lead.industry {
-                        scopes.push(format!("industry:{}", industry.to_lowercase()));
-                    }
-                    deltas.add(*client, &scopes, &keys, 0);
-                    for metric in waiting.remove(send_id).unwrap_or_default() {
-                        deltas.add(*client, &scopes, &keys, column(metric));
-                    }
-                    sends.insert(*send_id, (scopes.clone(), keys.clone()));
-                    new_sends.push((*send_id, *client, scopes, keys));
-                }
-                SendEvent::OutcomeRecorded(_) | SendEvent::ReplyClassified(_) => {
-                    for metric in metrics_of_event(event) {
-                        match sends.get(send_id) {
-                            Some((scopes, keys)) => {
-                                deltas.add(*client, scopes, keys, column(metric))
-                            }
-                            None => {
-                                waiting.entry(*send_id).or_default().insert(metric);
-                            }
-                        }
-                    }
+    /// A send is counted under its keys, with the outcomes that came first;
+    /// a send seen before is not counted again.
+    fn send_recorded(&mut self, send_id: Uuid, client: Uuid, facts: &SendFacts) {
+        if self.sends.contains_key(&send_id) {
+            return;
+        }
+        let lead = (client, facts.lead_ref.clone());
+        let history = self.channels.entry(lead.clone()).or_default();
+        let mut keys: Vec<String> = keys_of(facts, history)
+            .into_iter()
+            .map(|(family, key)| format!("{}|{key}", family.as_str()))
+            .collect();
+        keys.push(format!("{}|{}", BASELINE.0, BASELINE.1));
+        history.push(facts.channel.as_str().to_owned());
+        self.touched_leads.insert(lead, ());
+        let mut scopes = vec!["client".to_owned()];
+        if let Some(industry) = &facts.lead.industry {
+            scopes.push(format!("industry:{}", industry.to_lowercase()));
+        }
+        self.deltas.add(client, &scopes, &keys, 0);
+        for metric in self.waiting.remove(&send_id).unwrap_or_default() {
+            self.deltas.add(client, &scopes, &keys, column(metric));
+        }
+        self.sends.insert(send_id, (scopes.clone(), keys.clone()));
+        self.new_sends.push((send_id, client, scopes, keys));
+    }
+
+    /// `OutcomeRecorded` and `ReplyClassified`: each metric the event
+    /// reports is counted under its send's keys, or waits for the send.
+    fn outcome_recorded(&mut self, send_id: Uuid, client: Uuid, event: &SendEvent) {
+        for metric in metrics_of_event(event) {
+            match self.sends.get(&send_id) {
+                Some((scopes, keys)) => self.deltas.add(client, scopes, keys, column(metric)),
+                None => {
+                    self.waiting.entry(send_id).or_default().insert(metric);
                 }
             }
         }
+    }
 
+    async fn write(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         // What is still waiting has no send yet: keep it for when it comes.
-        let new_pending: Vec<(Uuid, &'static str)> = waiting
+        let new_pending: Vec<(Uuid, &'static str)> = self
+            .waiting
             .into_iter()
             .flat_map(|(id, metrics)| metrics.into_iter().map(move |m| (id, m.as_str())))
             .collect();
-
-        if !new_sends.is_empty() {
-            let scopes: Vec<String> = new_sends.iter().map(|s| s.2.join("\u{1f}")).collect();
-            let keys: Vec<String> = new_sends.iter().map(|s| s.3.join("\u{1f}")).collect();
-            sqlx::query(
-                "INSERT INTO pattern_sends (send_id, client_id, scopes, keys) \
-                 SELECT u.id, u.client, string_to_array(u.scopes, E'\\x1f'), string_to_array(u.keys, E'\\x1f') \
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(id, client, scopes, keys)",
-            )
-            .bind(new_sends.iter().map(|s| s.0).collect::<Vec<_>>())
-            .bind(new_sends.iter().map(|s| s.1).collect::<Vec<_>>())
-            .bind(&scopes)
-            .bind(&keys)
-            .execute(&mut *conn)
-            .await?;
-        }
-        if !touched_leads.is_empty() {
-            let rows: Vec<(Uuid, String, String)> = touched_leads
-                .keys()
-                .map(|(c, l)| {
-                    (
-                        *c,
-                        l.clone(),
-                        channels
-                            .get(&(*c, l.clone()))
-                            .map(|h| h.join(","))
-                            .unwrap_or_default(),
-                    )
-                })
-                .collect();
-            sqlx::query(
-                "INSERT INTO pattern_leads (client_id, lead_ref, channels) \
-                 SELECT u.client, u.lead, string_to_array(u.channels, ',') \
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(client, lead, channels) \
-                 ON CONFLICT (client_id, lead_ref) DO UPDATE SET channels = EXCLUDED.channels",
-            )
-            .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-        }
-        if !new_pending.is_empty() {
-            sqlx::query(
-                "INSERT INTO pattern_pending (send_id, metric) SELECT * FROM UNNEST($1::uuid[], $2::text[]) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(new_pending.iter().map(|p| p.0).collect::<Vec<_>>())
-            .bind(new_pending.iter().map(|p| p.1).collect::<Vec<_>>())
-            .execute(&mut *conn)
-            .await?;
-        }
-        if !deltas.counts.is_empty() {
-            let rows = deltas.rows();
-            sqlx::query(
-                "INSERT INTO pattern_counts (client_id, scope, family, key, sends, replies, positive_replies, meetings) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], \
-                        $7::bigint[], $8::bigint[]) \
-                 ON CONFLICT (client_id, scope, family, key) DO UPDATE SET \
-                    sends = pattern_counts.sends + EXCLUDED.sends, \
-                    replies = pattern_counts.replies + EXCLUDED.replies, \
-                    positive_replies = pattern_counts.positive_replies + EXCLUDED.positive_replies, \
-                    meetings = pattern_counts.meetings + EXCLUDED.meetings",
-            )
-            .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.4[0]).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.4[1]).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.4[2]).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.4[3]).collect::<Vec<_>>())
-            .execute(conn)
-            .await?;
-        }
+        insert_sends(conn, &self.new_sends).await?;
+        insert_leads(conn, &self.touched_leads, &self.channels).await?;
+        insert_pending(conn, &new_pending).await?;
+        add_counts(conn, &self.deltas).await?;
         Ok(())
     }
+}
+
+async fn insert_sends(
+    conn: &mut PgConnection,
+    new_sends: &[(Uuid, Uuid, Vec<String>, Vec<String>)],
+) -> Result<(), sqlx::Error> {
+    if new_sends.is_empty() {
+        return Ok(());
+    }
+    let scopes: Vec<String> = new_sends.iter().map(|s| s.2.join("\u{1f}")).collect();
+    let keys: Vec<String> = new_sends.iter().map(|s| s.3.join("\u{1f}")).collect();
+    sqlx::query(
+        "INSERT INTO pattern_sends (send_id, client_id, scopes, keys) \
+         SELECT u.id, u.client, string_to_array(u.scopes, E'\\x1f'), string_to_array(u.keys, E'\\x1f') \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(id, client, scopes, keys)",
+    )
+    .bind(new_sends.iter().map(|s| s.0).collect::<Vec<_>>())
+    .bind(new_sends.iter().map(|s| s.1).collect::<Vec<_>>())
+    .bind(&scopes)
+    .bind(&keys)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_leads(
+    conn: &mut PgConnection,
+    touched_leads: &BTreeMap<(Uuid, String), ()>,
+    channels: &HashMap<(Uuid, String), Vec<String>>,
+) -> Result<(), sqlx::Error> {
+    if touched_leads.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(Uuid, String, String)> = touched_leads
+        .keys()
+        .map(|(c, l)| {
+            (
+                *c,
+                l.clone(),
+                channels
+                    .get(&(*c, l.clone()))
+                    .map(|h| h.join(","))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO pattern_leads (client_id, lead_ref, channels) \
+         SELECT u.client, u.lead, string_to_array(u.channels, ',') \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(client, lead, channels) \
+         ON CONFLICT (client_id, lead_ref) DO UPDATE SET channels = EXCLUDED.channels",
+    )
+    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn insert_pending(
+    conn: &mut PgConnection,
+    new_pending: &[(Uuid, &'static str)],
+) -> Result<(), sqlx::Error> {
+    if new_pending.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO pattern_pending (send_id, metric) SELECT * FROM UNNEST($1::uuid[], $2::text[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(new_pending.iter().map(|p| p.0).collect::<Vec<_>>())
+    .bind(new_pending.iter().map(|p| p.1).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn add_counts(conn: &mut PgConnection, deltas: &Deltas) -> Result<(), sqlx::Error> {
+    if deltas.counts.is_empty() {
+        return Ok(());
+    }
+    let rows = deltas.rows();
+    sqlx::query(
+        "INSERT INTO pattern_counts (client_id, scope, family, key, sends, replies, positive_replies, meetings) \
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], \
+                $7::bigint[], $8::bigint[]) \
+         ON CONFLICT (client_id, scope, family, key) DO UPDATE SET \
+            sends = pattern_counts.sends + EXCLUDED.sends, \
+            replies = pattern_counts.replies + EXCLUDED.replies, \
+            positive_replies = pattern_counts.positive_replies + EXCLUDED.positive_replies, \
+            meetings = pattern_counts.meetings + EXCLUDED.meetings",
+    )
+    .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.2).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.3).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.4[0]).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.4[1]).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.4[2]).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.4[3]).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

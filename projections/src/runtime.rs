@@ -23,6 +23,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use sextant_adapters::config::StreamSettings;
+use sextant_adapters::retry::Backoff;
 use sextant_adapters::stream::{self, CloudEvent, RecordedEvent};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -48,6 +49,54 @@ impl From<serde_json::Error> for ProjectionError {
     }
 }
 
+/// The projections this build knows. Their names key the checkpoints
+/// (`projection_checkpoints.projection`), the projector locks and metrics,
+/// and are what `sextant-query replay` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", value(rename_all = "snake_case"))]
+pub enum ProjectionName {
+    Clients,
+    Audit,
+    Context,
+    Sends,
+    Patterns,
+    Experiments,
+}
+
+impl ProjectionName {
+    /// Every projection, in the order the projectors start them.
+    pub const ALL: [ProjectionName; 6] = [
+        Self::Clients,
+        Self::Audit,
+        Self::Context,
+        Self::Sends,
+        Self::Patterns,
+        Self::Experiments,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clients => "clients",
+            Self::Audit => "audit",
+            Self::Context => "context",
+            Self::Sends => "sends",
+            Self::Patterns => "patterns",
+            Self::Experiments => "experiments",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for ProjectionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A read-model builder.
 ///
 /// `apply` must be deterministic and write nothing but the projection's own
@@ -57,6 +106,8 @@ impl From<serde_json::Error> for ProjectionError {
 /// replay-safe: it sees every event of the log, in position order, once.
 #[async_trait::async_trait]
 pub trait Projection: Send + Sync {
+    /// The key of its checkpoint and lock: for the projections of this
+    /// build, their [`ProjectionName`].
     fn name(&self) -> &'static str;
     fn tables(&self) -> &'static [&'static str];
     async fn apply(
@@ -630,7 +681,7 @@ impl Projector {
     }
 
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::projector();
         while !shutdown.is_cancelled() {
             match self.consume(&shutdown).await {
                 Ok(()) => break,
@@ -638,9 +689,8 @@ impl Projector {
                     tracing::warn!(projector = %self.name, error = %err, "projector interrupted; retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
-                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }
@@ -793,6 +843,28 @@ mod tests {
             .iter()
             .map(|g| g.iter().map(|p| p.name()).collect())
             .collect()
+    }
+
+    #[test]
+    fn every_projection_answers_its_name_and_is_found_by_it() {
+        let names: Vec<&str> = crate::all().iter().map(|p| p.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "clients",
+                "audit",
+                "context",
+                "sends",
+                "patterns",
+                "experiments"
+            ]
+        );
+        for name in ProjectionName::ALL {
+            assert_eq!(ProjectionName::parse(name.as_str()), Some(name));
+            let found = crate::by_name(name.as_str()).expect("a projection of every name");
+            assert_eq!(found.name(), name.as_str());
+        }
+        assert!(crate::by_name("nothing").is_none());
     }
 
     #[test]

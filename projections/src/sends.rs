@@ -11,14 +11,14 @@ use sextant_domain::send::{suppression_reason, OutcomeFacts, SendEvent, SendFact
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::runtime::{Projection, ProjectionError};
+use crate::runtime::{Projection, ProjectionError, ProjectionName};
 
 pub struct SendsProjection;
 
 #[async_trait::async_trait]
 impl Projection for SendsProjection {
     fn name(&self) -> &'static str {
-        "sends"
+        ProjectionName::Sends.as_str()
     }
 
     fn aggregate_types(&self) -> Option<&'static [&'static str]> {
@@ -63,104 +63,141 @@ impl Projection for SendsProjection {
                 }
             }
         }
-        if !sends.send_id.is_empty() {
-            sqlx::query(
-                "INSERT INTO sends_view (send_id, client_id, lead_ref, channel, provider, provider_message_id, \
-                 campaign_id, step, experiment_id, variant, context_version, agent, prompt_version, resource, \
-                 lead, content, sent_at, position) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                        $7::text[], $8::int[], $9::uuid[], $10::text[], $11::bigint[], $12::text[], $13::text[], \
-                        $14::text[], $15::jsonb[], $16::jsonb[], $17::timestamptz[], $18::bigint[]) \
-                 ON CONFLICT (send_id) DO NOTHING",
-            )
-            .bind(&sends.send_id)
-            .bind(&sends.client_id)
-            .bind(&sends.lead_ref)
-            .bind(&sends.channel)
-            .bind(&sends.provider)
-            .bind(&sends.provider_message_id)
-            .bind(&sends.campaign_id)
-            .bind(&sends.step)
-            .bind(&sends.experiment_id)
-            .bind(&sends.variant)
-            .bind(&sends.context_version)
-            .bind(&sends.agent)
-            .bind(&sends.prompt_version)
-            .bind(&sends.resource)
-            .bind(&sends.lead)
-            .bind(&sends.content)
-            .bind(&sends.sent_at)
-            .bind(&sends.position)
-            .execute(&mut *conn)
-            .await?;
-        }
-        if !outcomes.send_id.is_empty() {
-            sqlx::query(
-                "INSERT INTO send_outcomes (send_id, client_id, kind, intent, bounce_type, suppresses, \
-                 occurred_at, position) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                        $7::timestamptz[], $8::bigint[]) \
-                 ON CONFLICT (send_id, kind) DO NOTHING",
-            )
-            .bind(&outcomes.send_id)
-            .bind(&outcomes.client_id)
-            .bind(&outcomes.kind)
-            .bind(&outcomes.intent)
-            .bind(&outcomes.bounce_type)
-            .bind(&outcomes.suppresses)
-            .bind(&outcomes.occurred_at)
-            .bind(&outcomes.position)
-            .execute(&mut *conn)
-            .await?;
-        }
-        if !classified.send_id.is_empty() {
-            // The reply's row is there: it precedes its classification in
-            // the log, in an earlier batch or earlier in this one.
-            sqlx::query(
-                "UPDATE send_outcomes o SET intent = u.intent, suppresses = COALESCE(o.suppresses, u.suppresses) \
-                 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(id, intent, suppresses) \
-                 WHERE o.send_id = u.id AND o.kind = 'replied' AND o.intent IS NULL",
-            )
-            .bind(&classified.send_id)
-            .bind(&classified.intent)
-            .bind(&classified.suppresses)
-            .execute(&mut *conn)
-            .await?;
-        }
-        // Whichever arrived last, the send or its suppressing outcome, the
-        // lead is suppressed now; the earliest such outcome stands, so the
-        // result does not depend on arrival order. Only the sends this batch
-        // records and those of its suppressing outcomes can change anything
-        // (the partial index answers the rest at once).
-        let mut candidates: Vec<Uuid> = sends.send_id.clone();
-        for columns in [&outcomes, &classified] {
-            candidates.extend(
-                columns
-                    .send_id
-                    .iter()
-                    .zip(&columns.suppresses)
-                    .filter(|(_, reason)| reason.is_some())
-                    .map(|(id, _)| *id),
-            );
-        }
-        if candidates.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO suppression_view (client_id, lead_ref, reason, send_id, since) \
-             SELECT DISTINCT ON (s.client_id, s.lead_ref) s.client_id, s.lead_ref, o.suppresses, s.send_id, o.occurred_at \
-             FROM send_outcomes o JOIN sends_view s ON s.send_id = o.send_id \
-             WHERE o.send_id = ANY($1) AND o.suppresses IS NOT NULL \
-             ORDER BY s.client_id, s.lead_ref, o.occurred_at, s.send_id \
-             ON CONFLICT (client_id, lead_ref) DO UPDATE SET reason = EXCLUDED.reason, \
-                  send_id = EXCLUDED.send_id, since = EXCLUDED.since \
-             WHERE (EXCLUDED.since, EXCLUDED.send_id) < (suppression_view.since, suppression_view.send_id)",
-        )
-        .bind(&candidates)
-        .execute(conn)
-        .await?;
+        send_recorded(conn, &sends).await?;
+        outcome_recorded(conn, &outcomes).await?;
+        reply_classified(conn, &classified).await?;
+        suppress(conn, &sends, &outcomes, &classified).await?;
         Ok(())
     }
+}
+
+/// `SendRecorded`: the sends, once each.
+async fn send_recorded(conn: &mut PgConnection, sends: &SendColumns) -> Result<(), sqlx::Error> {
+    if sends.send_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO sends_view (send_id, client_id, lead_ref, channel, provider, provider_message_id, \
+         campaign_id, step, experiment_id, variant, context_version, agent, prompt_version, resource, \
+         lead, content, sent_at, position) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                $7::text[], $8::int[], $9::uuid[], $10::text[], $11::bigint[], $12::text[], $13::text[], \
+                $14::text[], $15::jsonb[], $16::jsonb[], $17::timestamptz[], $18::bigint[]) \
+         ON CONFLICT (send_id) DO NOTHING",
+    )
+    .bind(&sends.send_id)
+    .bind(&sends.client_id)
+    .bind(&sends.lead_ref)
+    .bind(&sends.channel)
+    .bind(&sends.provider)
+    .bind(&sends.provider_message_id)
+    .bind(&sends.campaign_id)
+    .bind(&sends.step)
+    .bind(&sends.experiment_id)
+    .bind(&sends.variant)
+    .bind(&sends.context_version)
+    .bind(&sends.agent)
+    .bind(&sends.prompt_version)
+    .bind(&sends.resource)
+    .bind(&sends.lead)
+    .bind(&sends.content)
+    .bind(&sends.sent_at)
+    .bind(&sends.position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `OutcomeRecorded`: the outcomes, one of each kind per send.
+async fn outcome_recorded(
+    conn: &mut PgConnection,
+    outcomes: &OutcomeColumns,
+) -> Result<(), sqlx::Error> {
+    if outcomes.send_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO send_outcomes (send_id, client_id, kind, intent, bounce_type, suppresses, \
+         occurred_at, position) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                $7::timestamptz[], $8::bigint[]) \
+         ON CONFLICT (send_id, kind) DO NOTHING",
+    )
+    .bind(&outcomes.send_id)
+    .bind(&outcomes.client_id)
+    .bind(&outcomes.kind)
+    .bind(&outcomes.intent)
+    .bind(&outcomes.bounce_type)
+    .bind(&outcomes.suppresses)
+    .bind(&outcomes.occurred_at)
+    .bind(&outcomes.position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `ReplyClassified`: the reply's intent, and what it suppresses.
+async fn reply_classified(
+    conn: &mut PgConnection,
+    classified: &OutcomeColumns,
+) -> Result<(), sqlx::Error> {
+    if classified.send_id.is_empty() {
+        return Ok(());
+    }
+    // The reply's row is there: it precedes its classification in the log,
+    // in an earlier batch or earlier in this one.
+    sqlx::query(
+        "UPDATE send_outcomes o SET intent = u.intent, suppresses = COALESCE(o.suppresses, u.suppresses) \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS u(id, intent, suppresses) \
+         WHERE o.send_id = u.id AND o.kind = 'replied' AND o.intent IS NULL",
+    )
+    .bind(&classified.send_id)
+    .bind(&classified.intent)
+    .bind(&classified.suppresses)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Whichever arrived last, the send or its suppressing outcome, the lead is
+/// suppressed now; the earliest such outcome stands, so the result does not
+/// depend on arrival order. Only the sends this batch records and those of
+/// its suppressing outcomes can change anything (the partial index answers
+/// the rest at once).
+async fn suppress(
+    conn: &mut PgConnection,
+    sends: &SendColumns,
+    outcomes: &OutcomeColumns,
+    classified: &OutcomeColumns,
+) -> Result<(), sqlx::Error> {
+    let mut candidates: Vec<Uuid> = sends.send_id.clone();
+    for columns in [outcomes, classified] {
+        candidates.extend(
+            columns
+                .send_id
+                .iter()
+                .zip(&columns.suppresses)
+                .filter(|(_, reason)| reason.is_some())
+                .map(|(id, _)| *id),
+        );
+    }
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO suppression_view (client_id, lead_ref, reason, send_id, since) \
+         SELECT DISTINCT ON (s.client_id, s.lead_ref) s.client_id, s.lead_ref, o.suppresses, s.send_id, o.occurred_at \
+         FROM send_outcomes o JOIN sends_view s ON s.send_id = o.send_id \
+         WHERE o.send_id = ANY($1) AND o.suppresses IS NOT NULL \
+         ORDER BY s.client_id, s.lead_ref, o.occurred_at, s.send_id \
+         ON CONFLICT (client_id, lead_ref) DO UPDATE SET reason = EXCLUDED.reason, \
+              send_id = EXCLUDED.send_id, since = EXCLUDED.since \
+         WHERE (EXCLUDED.since, EXCLUDED.send_id) < (suppression_view.since, suppression_view.send_id)",
+    )
+    .bind(&candidates)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Columns of `sends_view` rows, for one `UNNEST` insert.

@@ -3,18 +3,24 @@
 //! past the bound it answers 503 with the position it did reach. Every
 //! answer carries the read model's position in `Sextant-Position`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sextant_adapters::http::Problem;
+use sextant_adapters::retry::Backoff;
 use sextant_projections::runtime::position_of;
+use sextant_projections::ProjectionName;
 
-use crate::error::ApiError;
 use crate::AppState;
+use sextant_application::ApiError;
 
 /// Waits until `projection` reaches `min` (if given); answers its position.
 /// A `min` no committed event has is refused at once (422), not waited for.
-pub async fn reach(state: &AppState, projection: &str, min: Option<i64>) -> Result<i64, ApiError> {
-    let position = position_of(&state.pool, projection).await?;
+pub async fn reach(
+    state: &AppState,
+    projection: ProjectionName,
+    min: Option<i64>,
+) -> Result<i64, ApiError> {
+    let position = position_of(&state.pool, projection.as_str()).await?;
     let Some(min) = min.filter(|m| *m > position) else {
         return Ok(position);
     };
@@ -26,9 +32,9 @@ pub async fn reach(state: &AppState, projection: &str, min: Option<i64>) -> Resu
         .into());
     }
     let started = Instant::now();
-    let mut pause = Duration::from_millis(2);
+    let mut pause = Backoff::position_wait();
     loop {
-        let position = position_of(&state.pool, projection).await?;
+        let position = position_of(&state.pool, projection.as_str()).await?;
         if position >= min {
             return Ok(position);
         }
@@ -39,22 +45,6 @@ pub async fn reach(state: &AppState, projection: &str, min: Option<i64>) -> Resu
             problem.position = Some(position);
             return Err(problem.into());
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// 404 unless the clients read model knows the client (callers wait for it
-/// to reach their `min_position` first).
-pub async fn known_client(state: &AppState, client_id: uuid::Uuid) -> Result<(), ApiError> {
-    let known: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clients_view WHERE client_id = $1)")
-            .bind(client_id)
-            .fetch_one(&state.pool)
-            .await?;
-    if known {
-        Ok(())
-    } else {
-        Err(Problem::client_not_found().into())
+        tokio::time::sleep(pause.next_delay()).await;
     }
 }

@@ -8,20 +8,22 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::FromRow;
-use uuid::Uuid;
 
 use sextant_adapters::http::{positioned, set_position, ClientScope, Problem, StrictQuery};
+use sextant_application::read_model::clients;
+use sextant_application::read_model::context::{self, At};
 use sextant_domain::context::json::diff;
 use sextant_domain::context::views::{agent_view, Agent};
+use sextant_domain::context::{AppliedVia, UpdateStatus};
+use sextant_projections::ProjectionName;
 
 use crate::consistency::reach;
-use crate::error::ApiError;
 use crate::AppState;
+use sextant_application::ApiError;
 
-const PROJECTION: &str = "context";
+const PROJECTION: ProjectionName = ProjectionName::Context;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,63 +37,18 @@ pub fn router() -> Router<AppState> {
         .route("/v1/clients/{client_id}/approvals", get(approvals))
 }
 
-#[derive(Debug, Serialize, FromRow)]
-struct Snapshot {
-    version: i64,
-    document: Value,
-    updated_at: Option<DateTime<Utc>>,
-}
-
-/// The document at `version`, at time `at`, or now. Version 0 is the empty
-/// document every client starts with.
-async fn snapshot(
-    state: &AppState,
-    client_id: Uuid,
-    version: Option<i64>,
-    at: Option<DateTime<Utc>>,
-) -> Result<Snapshot, ApiError> {
-    let empty = || Snapshot {
-        version: 0,
-        document: json!({}),
-        updated_at: None,
-    };
-    let found: Option<Snapshot> = match (version, at) {
-        (Some(_), Some(_)) => {
-            return Err(Problem::invalid_field("version", "give version or at, not both").into())
-        }
-        (Some(0), None) => return Ok(empty()),
-        (Some(v), None) => {
-            let row = sqlx::query_as(
-                "SELECT version, document, created_at AS updated_at FROM context_versions \
-                 WHERE client_id = $1 AND version = $2",
-            )
-            .bind(client_id)
-            .bind(v)
-            .fetch_optional(&state.pool)
-            .await?;
-            return row
-                .ok_or_else(|| Problem::not_found(format!("version {v} does not exist")).into());
-        }
-        (None, Some(at)) => {
-            sqlx::query_as(
-                "SELECT version, document, created_at AS updated_at FROM context_versions \
-                 WHERE client_id = $1 AND created_at <= $2 ORDER BY version DESC LIMIT 1",
-            )
-            .bind(client_id)
-            .bind(at)
-            .fetch_optional(&state.pool)
-            .await?
-        }
-        (None, None) => {
-            sqlx::query_as(
-                "SELECT version, document, updated_at FROM context_current WHERE client_id = $1",
-            )
-            .bind(client_id)
-            .fetch_optional(&state.pool)
-            .await?
-        }
-    };
-    Ok(found.unwrap_or_else(empty))
+/// Which version a query asks for: `version`, the latest at time `at`, or
+/// the latest.
+fn at_of(version: Option<i64>, at: Option<DateTime<Utc>>) -> Result<At, Problem> {
+    match (version, at) {
+        (Some(_), Some(_)) => Err(Problem::invalid_field(
+            "version",
+            "give version or at, not both",
+        )),
+        (Some(v), None) => Ok(At::Version(v)),
+        (None, Some(at)) => Ok(At::Time(at)),
+        (None, None) => Ok(At::Now),
+    }
 }
 
 /// A JSON answer with an ETag; 304 when the caller already has it.
@@ -129,10 +86,11 @@ async fn current(
 ) -> Result<Response, ApiError> {
     // The client is looked up in the clients read model: it must have
     // reached the position too.
-    reach(&state, "clients", params.min_position).await?;
+    reach(&state, ProjectionName::Clients, params.min_position).await?;
     let position = reach(&state, PROJECTION, params.min_position).await?;
-    crate::consistency::known_client(&state, client_id).await?;
-    let snap = snapshot(&state, client_id, params.version, params.at).await?;
+    clients::known(&state.pool, client_id).await?;
+    let at = at_of(params.version, params.at)?;
+    let snap = context::snapshot(&state.pool, client_id, at).await?;
     let body = json!({
         "client_id": client_id,
         "version": snap.version,
@@ -168,10 +126,10 @@ async fn for_agent(
     })?;
     // The client is looked up in the clients read model: it must have
     // reached the position too.
-    reach(&state, "clients", params.min_position).await?;
+    reach(&state, ProjectionName::Clients, params.min_position).await?;
     let position = reach(&state, PROJECTION, params.min_position).await?;
-    crate::consistency::known_client(&state, client_id).await?;
-    let snap = snapshot(&state, client_id, None, None).await?;
+    clients::known(&state.pool, client_id).await?;
+    let snap = context::snapshot(&state.pool, client_id, At::Now).await?;
     let body = agent_view(agent, &snap.document, snap.version.max(0) as u64);
     Ok(tagged(
         &headers,
@@ -189,21 +147,6 @@ struct PageParams {
     before: Option<i64>,
 }
 
-#[derive(Debug, Serialize, FromRow)]
-struct VersionRow {
-    version: i64,
-    created_at: DateTime<Utc>,
-    source: String,
-    actor: Option<String>,
-    update_id: Option<Uuid>,
-    via: Option<String>,
-    rationale: Option<String>,
-    evidence: Option<Value>,
-    reason: Option<String>,
-    rolled_back_to: Option<i64>,
-    paths: Value,
-}
-
 async fn versions(
     State(state): State<AppState>,
     ClientScope { client_id, .. }: ClientScope,
@@ -212,27 +155,11 @@ async fn versions(
     let limit = crate::clients::page_size(params.limit)?;
     // The client is looked up in the clients read model: it must have
     // reached the position too.
-    reach(&state, "clients", params.min_position).await?;
+    reach(&state, ProjectionName::Clients, params.min_position).await?;
     let position = reach(&state, PROJECTION, params.min_position).await?;
-    crate::consistency::known_client(&state, client_id).await?;
-    let rows: Vec<VersionRow> = sqlx::query_as(
-        "SELECT version, created_at, source, actor, update_id, via, rationale, evidence, reason, \
-         rolled_back_to, paths FROM context_versions WHERE client_id = $1 AND version < $2 \
-         ORDER BY version DESC LIMIT $3",
-    )
-    .bind(client_id)
-    .bind(params.before.unwrap_or(i64::MAX))
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<&VersionRow> = rows.iter().take(limit as usize).collect();
-    let next = more.then(|| items.last().map(|r| r.version)).flatten();
-    Ok(positioned(
-        StatusCode::OK,
-        &json!({ "items": items, "next_before": next }),
-        position,
-    ))
+    clients::known(&state.pool, client_id).await?;
+    let page = context::versions(&state.pool, client_id, params.before, limit).await?;
+    Ok(positioned(StatusCode::OK, &page, position))
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,11 +182,11 @@ async fn diff_versions(
     }
     // The client is looked up in the clients read model: it must have
     // reached the position too.
-    reach(&state, "clients", params.min_position).await?;
+    reach(&state, ProjectionName::Clients, params.min_position).await?;
     let position = reach(&state, PROJECTION, params.min_position).await?;
-    crate::consistency::known_client(&state, client_id).await?;
-    let from = snapshot(&state, client_id, Some(params.from), None).await?;
-    let to = snapshot(&state, client_id, Some(params.to), None).await?;
+    clients::known(&state.pool, client_id).await?;
+    let from = context::snapshot(&state.pool, client_id, At::Version(params.from)).await?;
+    let to = context::snapshot(&state.pool, client_id, At::Version(params.to)).await?;
     let changes = diff(&from.document, &to.document);
     Ok(positioned(
         StatusCode::OK,
@@ -272,33 +199,48 @@ async fn diff_versions(
 #[serde(deny_unknown_fields)]
 struct ApprovalParams {
     min_position: Option<i64>,
+    /// Read as an [`ApprovalFilter`] by the handler, so that an unknown
+    /// one is answered naming `status` rather than the whole query.
     status: Option<String>,
     limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, FromRow)]
-struct UpdateRow {
-    update_id: Uuid,
-    source: String,
-    status: String,
-    route: String,
-    patch: Value,
-    modified_patch: Option<Value>,
-    paths: Value,
-    base_version: i64,
-    rationale: String,
-    evidence: Value,
-    confidence: Option<f64>,
-    proposed_by: Option<String>,
-    proposed_at: DateTime<Utc>,
-    age_seconds: f64,
-    decided_by: Option<String>,
-    decided_at: Option<DateTime<Utc>>,
-    note: Option<String>,
-    reason: Option<String>,
-    superseded_by: Option<Uuid>,
-    version: Option<i64>,
-    via: Option<String>,
+/// Which updates the approval queue lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ApprovalFilter {
+    /// The queue.
+    #[default]
+    Pending,
+    Applied,
+    /// What autopilot applied unreviewed, for review after the fact.
+    AutoApplied,
+    Rejected,
+    Superseded,
+    All,
+}
+
+impl ApprovalFilter {
+    fn parse(text: Option<&str>) -> Result<Self, Problem> {
+        use serde::de::value::{Error, StrDeserializer};
+        let Some(text) = text else {
+            return Ok(Self::default());
+        };
+        Self::deserialize(StrDeserializer::<Error>::new(text))
+            .map_err(|err| Problem::invalid_field("status", err.to_string()))
+    }
+
+    /// The `status` and `via` columns it asks for (`None`: any).
+    fn columns(self) -> (Option<UpdateStatus>, Option<AppliedVia>) {
+        match self {
+            Self::Pending => (Some(UpdateStatus::Pending), None),
+            Self::Applied => (Some(UpdateStatus::Applied), None),
+            Self::AutoApplied => (Some(UpdateStatus::Applied), Some(AppliedVia::Autopilot)),
+            Self::Rejected => (Some(UpdateStatus::Rejected), None),
+            Self::Superseded => (Some(UpdateStatus::Superseded), None),
+            Self::All => (None, None),
+        }
+    }
 }
 
 async fn approvals(
@@ -307,44 +249,40 @@ async fn approvals(
     StrictQuery(params): StrictQuery<ApprovalParams>,
 ) -> Result<Response, ApiError> {
     let limit = crate::clients::page_size(params.limit)?;
-    // `auto_applied`: what autopilot applied unreviewed, for review after
-    // the fact.
-    let (status, via) = match params.status.as_deref().unwrap_or("pending") {
-        s @ ("pending" | "applied" | "rejected" | "superseded") => (Some(s.to_owned()), None),
-        "auto_applied" => (Some("applied".to_owned()), Some("autopilot")),
-        "all" => (None, None),
-        other => {
-            return Err(Problem::invalid_field(
-                "status",
-                format!(
-                "{other:?} is not one of pending, applied, auto_applied, rejected, superseded, all"
-            ),
-            )
-            .into())
-        }
-    };
+    let (status, via) = ApprovalFilter::parse(params.status.as_deref())?.columns();
     // The client is looked up in the clients read model: it must have
     // reached the position too.
-    reach(&state, "clients", params.min_position).await?;
+    reach(&state, ProjectionName::Clients, params.min_position).await?;
     let position = reach(&state, PROJECTION, params.min_position).await?;
-    crate::consistency::known_client(&state, client_id).await?;
-    let rows: Vec<UpdateRow> = sqlx::query_as(
-        "SELECT update_id, source, status, route, patch, modified_patch, paths, base_version, rationale, \
-         evidence, confidence, proposed_by, proposed_at, \
-         EXTRACT(EPOCH FROM (now() - proposed_at))::float8 AS age_seconds, decided_by, decided_at, note, \
-         reason, superseded_by, version, via FROM context_updates \
-         WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR via = $3) \
-         ORDER BY proposed_at, update_id LIMIT $4",
-    )
-    .bind(client_id)
-    .bind(status)
-    .bind(via)
-    .bind(limit)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(positioned(
-        StatusCode::OK,
-        &json!({ "items": rows }),
-        position,
-    ))
+    clients::known(&state.pool, client_id).await?;
+    let queue = context::approvals(&state.pool, client_id, status, via, limit).await?;
+    Ok(positioned(StatusCode::OK, &queue, position))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_approval_filter_reads_every_documented_status_and_names_status_when_it_cannot() {
+        let cases = [
+            (None, (Some(UpdateStatus::Pending), None)),
+            (Some("pending"), (Some(UpdateStatus::Pending), None)),
+            (Some("applied"), (Some(UpdateStatus::Applied), None)),
+            (
+                Some("auto_applied"),
+                (Some(UpdateStatus::Applied), Some(AppliedVia::Autopilot)),
+            ),
+            (Some("rejected"), (Some(UpdateStatus::Rejected), None)),
+            (Some("superseded"), (Some(UpdateStatus::Superseded), None)),
+            (Some("all"), (None, None)),
+        ];
+        for (text, columns) in cases {
+            let filter = ApprovalFilter::parse(text).expect("a documented status");
+            assert_eq!(filter.columns(), columns, "{text:?}");
+        }
+        let refused = ApprovalFilter::parse(Some("maybe")).expect_err("an unknown status");
+        assert_eq!(refused.status, 422);
+        assert_eq!(refused.errors[0].field, "status");
+    }
 }

@@ -10,13 +10,14 @@ use serde_json::json;
 use uuid::Uuid;
 
 use sextant_adapters::http::{positioned, ClientScope, Problem, StrictQuery};
-use sextant_domain::experiment::{assign, Variant};
+use sextant_application::read_model::experiments;
+use sextant_domain::experiment::assign;
 use sextant_domain::send::input::parse_lead_ref;
-use sextant_projections::experiments::results;
+use sextant_projections::ProjectionName;
 
 use crate::consistency::reach;
-use crate::error::ApiError;
 use crate::AppState;
+use sextant_application::ApiError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -47,9 +48,9 @@ async fn show(
     StrictQuery(params): StrictQuery<ShowParams>,
 ) -> Result<Response, ApiError> {
     let experiment = experiment_id(&experiment)?;
-    reach(&state, "sends", params.min_position).await?;
-    let position = reach(&state, "experiments", params.min_position).await?;
-    let (row, decision) = results(&state.pool, client_id, experiment)
+    reach(&state, ProjectionName::Sends, params.min_position).await?;
+    let position = reach(&state, ProjectionName::Experiments, params.min_position).await?;
+    let (row, decision) = experiments::results(&state.pool, client_id, experiment)
         .await?
         .ok_or_else(|| Problem::not_found("no such experiment"))?;
     Ok(positioned(
@@ -75,17 +76,10 @@ async fn assignment(
     let experiment = experiment_id(&experiment)?;
     let lead_ref = parse_lead_ref(&params.lead_ref)
         .map_err(|e| Problem::invalid_field(&e.field, e.message))?;
-    let position = reach(&state, "experiments", params.min_position).await?;
-    let variants: Option<serde_json::Value> = sqlx::query_scalar(
-        "SELECT variants FROM experiments_view WHERE experiment_id = $1 AND client_id = $2",
-    )
-    .bind(experiment)
-    .bind(client_id)
-    .fetch_optional(&state.pool)
-    .await?;
-    let variants: Vec<Variant> =
-        serde_json::from_value(variants.ok_or_else(|| Problem::not_found("no such experiment"))?)
-            .map_err(anyhow::Error::from)?;
+    let position = reach(&state, ProjectionName::Experiments, params.min_position).await?;
+    let variants = experiments::variants(&state.pool, client_id, experiment)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such experiment"))?;
     let variant = assign(experiment, &lead_ref, &variants).map(|v| v.id.clone());
     Ok(positioned(
         StatusCode::OK,

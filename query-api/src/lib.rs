@@ -1,7 +1,8 @@
 //! The query API: reads read models only, never the event log's aggregates.
 //! This process also runs the projections that build those read models.
+//! Handlers parse, call a query of `sextant_application::read_model` and
+//! render; errors are the shared [`sextant_application::ApiError`].
 //!
-//! - [`error`]: the one error enum of this service, as problem+json.
 //! - [`consistency`]: `min_position` waits and the `Sextant-Position` header.
 //! - [`clients`]: client list, client detail, audit trail.
 //! - [`context`]: the context now and in the past, agent views, versions,
@@ -15,7 +16,6 @@
 pub mod clients;
 pub mod consistency;
 pub mod context;
-pub mod error;
 pub mod experiments;
 pub mod patterns;
 pub mod sends;

@@ -1,19 +1,12 @@
 //! `sextant-query`: the query API and the projections behind it.
 
-use clap::{Parser, Subcommand};
-use sextant_adapters::config::Settings;
-use sextant_adapters::{db, stream, telemetry};
-use sextant_projections::{replay, Projector};
+use clap::Subcommand;
+use sextant_adapters::service::{self, Cli};
+use sextant_adapters::{stream, telemetry};
+use sextant_projections::{replay, ProjectionName, Projector};
 use tokio_util::sync::CancellationToken;
 
-#[derive(Parser)]
-#[command(name = "sextant-query", about = "Sextant's query API and projections")]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
-
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the query API and run the projections (the default).
     Serve,
@@ -23,7 +16,8 @@ enum Command {
     /// them in, while a running query API keeps serving.
     Replay {
         /// Projection names (default: every projection).
-        projections: Vec<String>,
+        #[arg(value_enum)]
+        projections: Vec<ProjectionName>,
     },
 }
 
@@ -34,11 +28,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let settings = Settings::from_env()?;
-    telemetry::init_tracing(&settings.log_filter, settings.log_format);
-    let pool = db::pool(&settings)?;
-    db::migrate(&pool).await?;
+    let cli = Cli::<Command>::parse_as("sextant-query", "Sextant's query API and projections");
+    let settings = cli.settings.resolve();
+    let pool = service::start(&settings).await?;
     match cli.command {
         Some(Command::Migrate) => {
             tracing::info!("migrations applied");
@@ -49,12 +41,9 @@ async fn main() -> anyhow::Result<()> {
                 sextant_projections::all()
             } else {
                 projections
-                    .iter()
-                    .map(|name| {
-                        sextant_projections::by_name(name)
-                            .ok_or_else(|| anyhow::anyhow!("no projection named {name:?}"))
-                    })
-                    .collect::<Result<_, _>>()?
+                    .into_iter()
+                    .map(sextant_projections::projection)
+                    .collect()
             };
             for projection in chosen {
                 let report = replay::rebuild(&pool, projection, true).await?;

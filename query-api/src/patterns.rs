@@ -9,15 +9,15 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use serde_json::json;
 
 use sextant_adapters::http::{positioned, ClientScope, Problem, StrictQuery};
-use sextant_domain::learning::{pattern_rows, Family, Metric};
-use sextant_projections::patterns::BASELINE;
+use sextant_application::read_model::{clients, patterns, platform};
+use sextant_domain::learning::{Family, Metric};
+use sextant_projections::ProjectionName;
 
 use crate::consistency::reach;
-use crate::error::ApiError;
 use crate::AppState;
+use sextant_application::ApiError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -33,14 +33,6 @@ struct Params {
     metric: Option<String>,
     /// `client` (default) or `industry:<name>`.
     scope: Option<String>,
-}
-
-fn column(metric: Metric) -> &'static str {
-    match metric {
-        Metric::Reply => "replies",
-        Metric::PositiveReply => "positive_replies",
-        Metric::Meeting => "meetings",
-    }
 }
 
 async fn table(
@@ -60,45 +52,11 @@ async fn table(
     if scope != "client" && !scope.starts_with("industry:") {
         return Err(Problem::invalid_field("scope", "must be client or industry:<name>").into());
     }
-    reach(&state, "clients", params.min_position).await?;
-    let position = reach(&state, "patterns", params.min_position).await?;
-    crate::consistency::known_client(&state, client_id).await?;
-    // `column` is one of three constants, never input.
-    let counts: Vec<(String, String, i64, i64)> = sqlx::query_as(&format!(
-        "SELECT family, key, sends, {} FROM pattern_counts \
-         WHERE client_id = $1 AND scope = $2 AND (family = $3 OR (family = $4 AND key = $5))",
-        column(metric)
-    ))
-    .bind(client_id)
-    .bind(&scope)
-    .bind(family.as_str())
-    .bind(BASELINE.0)
-    .bind(BASELINE.1)
-    .fetch_all(&state.pool)
-    .await?;
-    let baseline = counts
-        .iter()
-        .find(|(f, k, ..)| f == BASELINE.0 && k == BASELINE.1)
-        .map(|(_, _, n, x)| (*n as u64, *x as u64))
-        .unwrap_or((0, 0));
-    let rows: Vec<(String, u64, u64)> = counts
-        .into_iter()
-        .filter(|(f, ..)| f == family.as_str())
-        .map(|(_, key, n, x)| (key, n as u64, x as u64))
-        .collect();
-    let rows = pattern_rows(&rows, baseline);
-    Ok(positioned(
-        StatusCode::OK,
-        &json!({
-            "family": family.as_str(),
-            "metric": metric.as_str(),
-            "scope": scope,
-            "baseline": { "sends": baseline.0, "events": baseline.1,
-                          "rate": if baseline.0 > 0 { baseline.1 as f64 / baseline.0 as f64 } else { 0.0 } },
-            "rows": rows,
-        }),
-        position,
-    ))
+    reach(&state, ProjectionName::Clients, params.min_position).await?;
+    let position = reach(&state, ProjectionName::Patterns, params.min_position).await?;
+    clients::known(&state.pool, client_id).await?;
+    let table = patterns::client_table(&state.pool, client_id, family, metric, scope).await?;
+    Ok(positioned(StatusCode::OK, &table, position))
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,13 +77,7 @@ async fn platform(
     StrictQuery(params): StrictQuery<PlatformParams>,
 ) -> Result<Response, ApiError> {
     if let sextant_adapters::http::Principal::Key { client_id, .. } = &principal {
-        let consents: Option<bool> = sqlx::query_scalar(
-            "SELECT data_sharing_consent FROM clients_view WHERE client_id = $1",
-        )
-        .bind(client_id)
-        .fetch_optional(&state.pool)
-        .await?;
-        if consents != Some(true) {
+        if !clients::shares_data(&state.pool, *client_id).await? {
             return Err(Problem::forbidden(
                 "platform patterns are for clients that share their own data; give data-sharing consent first",
             )
@@ -136,15 +88,10 @@ async fn platform(
         Problem::not_found("unknown pattern family; known: what, when, how, who, versions")
     })?;
     let metric = metric_of(params.metric.as_deref())?;
-    reach(&state, "clients", params.min_position).await?;
-    let position = reach(&state, "patterns", params.min_position).await?;
-    let table = sextant_projections::platform::platform_table(
-        &state.pool,
-        family,
-        metric,
-        params.industry.as_deref(),
-    )
-    .await?;
+    reach(&state, ProjectionName::Clients, params.min_position).await?;
+    let position = reach(&state, ProjectionName::Patterns, params.min_position).await?;
+    let table =
+        platform::platform_table(&state.pool, family, metric, params.industry.as_deref()).await?;
     Ok(positioned(StatusCode::OK, &table, position))
 }
 

@@ -5,17 +5,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use sqlx::FromRow;
-use uuid::Uuid;
+use serde::Deserialize;
 
 use sextant_adapters::http::{positioned, ClientScope, Problem, StrictQuery};
+use sextant_application::read_model::{clients, sends};
+use sextant_projections::ProjectionName;
 
 use crate::consistency::reach;
-use crate::error::ApiError;
 use crate::AppState;
+use sextant_application::ApiError;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/clients/{client_id}/suppression", get(suppression))
@@ -30,14 +28,6 @@ struct Params {
     after: Option<String>,
 }
 
-#[derive(Debug, Serialize, FromRow)]
-struct Suppressed {
-    lead_ref: String,
-    reason: String,
-    send_id: Uuid,
-    since: DateTime<Utc>,
-}
-
 async fn suppression(
     State(state): State<AppState>,
     ClientScope { client_id, .. }: ClientScope,
@@ -48,26 +38,9 @@ async fn suppression(
         Some(n) if (1..=1000).contains(&n) => n,
         Some(_) => return Err(Problem::invalid_field("limit", "must be 1 to 1000").into()),
     };
-    reach(&state, "clients", params.min_position).await?;
-    let position = reach(&state, "sends", params.min_position).await?;
-    crate::consistency::known_client(&state, client_id).await?;
-    let rows: Vec<Suppressed> = sqlx::query_as(
-        "SELECT lead_ref, reason, send_id, since FROM suppression_view \
-         WHERE client_id = $1 AND lead_ref > $2 ORDER BY lead_ref LIMIT $3",
-    )
-    .bind(client_id)
-    .bind(params.after.unwrap_or_default())
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
-    .await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<&Suppressed> = rows.iter().take(limit as usize).collect();
-    let next = more
-        .then(|| items.last().map(|r| r.lead_ref.clone()))
-        .flatten();
-    Ok(positioned(
-        StatusCode::OK,
-        &json!({ "items": items, "next_after": next }),
-        position,
-    ))
+    reach(&state, ProjectionName::Clients, params.min_position).await?;
+    let position = reach(&state, ProjectionName::Sends, params.min_position).await?;
+    clients::known(&state.pool, client_id).await?;
+    let page = sends::suppression(&state.pool, client_id, params.after.as_deref(), limit).await?;
+    Ok(positioned(StatusCode::OK, &page, position))
 }

@@ -175,7 +175,7 @@ impl TestEnv {
 }
 
 /// What one fault test did, counted: written to `target/faults/<name>.json`
-/// so `deploy/local/faults.sh` can tabulate the figures the README quotes.
+/// so `deploy/local/faults.sh` can tabulate the figures docs/operations.md quotes.
 #[derive(Debug, serde::Serialize)]
 pub struct FaultFigures {
     pub name: String,

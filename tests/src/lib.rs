@@ -164,7 +164,8 @@ impl TestEnv {
         sextant_adapters::telemetry::init_tracing(
             &std::env::var("SEXTANT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             sextant_adapters::config::LogFormat::Pretty,
-        );
+        )
+        .expect("SEXTANT_TEST_LOG is a log filter");
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
         let pool = db::pool(settings).expect("pool");
@@ -174,7 +175,8 @@ impl TestEnv {
             .await
             .expect("bind");
         let command_url = format!("http://{}", command_listener.local_addr().expect("addr"));
-        let state = sextant_command_api::AppState::new(settings, pool.clone());
+        let state = sextant_command_api::AppState::new(settings, pool.clone())
+            .expect("the command API's state from its settings");
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             let _ =

@@ -62,7 +62,8 @@ async fn run(mut cmd: Command, what: &str) {
         .stdin(Stdio::null())
         .output()
         .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
+        .map_err(|e| format!("{what}: {e}"))
+        .expect("the command starts");
     assert!(
         out.status.success(),
         "{what} failed: {}{}",

@@ -51,7 +51,7 @@ pub fn world(seed: u64, sends: usize, planted: &[Planted]) -> (Vec<Value>, Vec<V
     let start = Utc
         .with_ymd_and_hms(2026, 10, 5, 0, 0, 0)
         .single()
-        .unwrap_or_default();
+        .expect("an unambiguous time");
     let mut all_sends = Vec::with_capacity(sends);
     let mut outcomes = Vec::new();
     for i in 0..sends {

@@ -76,7 +76,8 @@ async fn read(app: &Running, c: &Client, path: &str, position: i64) -> Answer {
 fn id_of(answer: &Answer) -> String {
     answer.body["update_id"]
         .as_str()
-        .unwrap_or_else(|| panic!("no update id in {answer:?}"))
+        .ok_or_else(|| format!("no update id in {answer:?}"))
+        .expect("an answer names its update")
         .to_owned()
 }
 
@@ -116,7 +117,7 @@ async fn each_pathway_follows_its_policy_under_each_permission_mode() {
             let sources: Vec<&str> = auto.body["items"]
                 .as_array()
                 .map(|items| items.iter().filter_map(|u| u["source"].as_str()).collect())
-                .unwrap_or_default();
+                .expect("an items array");
             assert_eq!(
                 sources,
                 vec!["email_performance", "agent_suggestion"],
@@ -185,7 +186,10 @@ async fn a_reviewer_runs_the_whole_cycle_propose_queue_approve_modify_reject_ver
     let rid = id_of(&r);
     let queue = read(&app, &c, "/approvals?status=pending", r.position()).await;
     assert_eq!(queue.status, StatusCode::OK, "{queue:?}");
-    let items = queue.body["items"].as_array().cloned().unwrap_or_default();
+    let items = queue.body["items"]
+        .as_array()
+        .cloned()
+        .expect("an items array");
     assert_eq!(items.len(), 3, "{queue:?}");
     assert_eq!(items[0]["rationale"], "because the numbers say so");
     assert_eq!(items[0]["base_version"], 1);
@@ -213,7 +217,7 @@ async fn a_reviewer_runs_the_whole_cycle_propose_queue_approve_modify_reject_ver
         all.body["items"]
             .as_array()
             .and_then(|items| items.iter().find(|u| u["update_id"] == id).cloned())
-            .unwrap_or_default()
+            .expect("the update is listed")
     };
     assert_eq!(by_id(&a)["status"], "applied");
     assert_eq!(by_id(&b)["via"], "modified");
@@ -259,7 +263,7 @@ async fn a_reviewer_runs_the_whole_cycle_propose_queue_approve_modify_reject_ver
     let list = versions.body["items"]
         .as_array()
         .cloned()
-        .unwrap_or_default();
+        .expect("an items array");
     let numbers: Vec<i64> = list.iter().filter_map(|v| v["version"].as_i64()).collect();
     assert_eq!(numbers, vec![3, 2, 1]);
     assert_eq!(list[0]["via"], "modified");
@@ -290,7 +294,7 @@ async fn a_reviewer_runs_the_whole_cycle_propose_queue_approve_modify_reject_ver
                 })
                 .collect()
         })
-        .unwrap_or_default();
+        .expect("a changes array");
     assert_eq!(
         paths,
         vec![
@@ -384,14 +388,14 @@ async fn past_versions_are_served_exactly_by_number_and_by_time() {
         let patch = json!({ "campaign_goals": { "objective": format!("goal {i}") }, "company": { format!("fact_{i}"): i } });
         let answer = propose(&app, &c, update("manual", patch.clone(), 1.0)).await;
         position = answer.position();
-        let mut doc = documents.last().cloned().unwrap_or_default();
+        let mut doc = documents.last().cloned().expect("a document before");
         sextant_domain::context::json::merge_patch(&mut doc, &patch);
         documents.push(doc);
         let seen = read(&app, &c, "/context", position).await;
         times.push(
             seen.body["updated_at"]
                 .as_str()
-                .unwrap_or_default()
+                .expect("an updated_at")
                 .to_owned(),
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -450,7 +454,7 @@ async fn an_agent_reads_its_shaped_view_once_an_approved_update_is_reached() {
         .headers
         .get("etag")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
+        .expect("an etag")
         .to_owned();
 
     // Unchanged: 304.
@@ -488,7 +492,7 @@ async fn an_agent_reads_its_shaped_view_once_an_approved_update_is_reached() {
             .headers
             .get("etag")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_default(),
+            .expect("an etag"),
         etag
     );
     let unknown = app

@@ -289,7 +289,7 @@ async fn the_llm_adapter_retries_times_out_opens_its_breaker_and_keeps_to_the_bu
         r#"{"icp": {"titles": ["CFO"]}}"#.into(),
     ))
     .await;
-    let adapter = LlmClient::new(llm_settings(&llm.url));
+    let adapter = LlmClient::new(llm_settings(&llm.url)).expect("an LLM client");
     let extraction = adapter
         .extract(&env.pool, client, NOTES)
         .await
@@ -308,7 +308,7 @@ async fn the_llm_adapter_retries_times_out_opens_its_breaker_and_keeps_to_the_bu
 
     // Too slow: a timeout, retried, then given up.
     llm.set(Behaviour::Slow(Duration::from_secs(2), "{}".into()));
-    let slow = LlmClient::new(llm_settings(&llm.url));
+    let slow = LlmClient::new(llm_settings(&llm.url)).expect("an LLM client");
     assert!(matches!(
         slow.extract(&env.pool, client, NOTES).await,
         Err(LlmError::Timeout)
@@ -319,7 +319,8 @@ async fn the_llm_adapter_retries_times_out_opens_its_breaker_and_keeps_to_the_bu
     let fragile = LlmClient::new(LlmSettings {
         attempts: 1,
         ..llm_settings(&llm.url)
-    });
+    })
+    .expect("an LLM client");
     for _ in 0..3 {
         assert!(matches!(
             fragile.extract(&env.pool, client, NOTES).await,
@@ -338,7 +339,8 @@ async fn the_llm_adapter_retries_times_out_opens_its_breaker_and_keeps_to_the_bu
     let thrifty = LlmClient::new(LlmSettings {
         daily_limit_usd: 0.005,
         ..llm_settings(&llm.url)
-    });
+    })
+    .expect("an LLM client");
     let other = Uuid::new_v4();
     thrifty
         .extract(&env.pool, other, NOTES)

@@ -45,7 +45,7 @@ async fn run_traffic(
             Some(f) => f(i).to_owned(),
             None => assign(experiment, &lead, &variants)
                 .map(|v| v.id.clone())
-                .unwrap_or_default(),
+                .expect("every lead is assigned a variant"),
         };
         let rate = rates
             .iter()
@@ -227,7 +227,11 @@ async fn an_experiment_assigns_deterministically_decides_on_results_and_proposes
         results["sample_ratio_p"].as_f64().unwrap_or(0.0) > 0.001,
         "a fair split is no mismatch"
     );
-    for v in results["variants"].as_array().cloned().unwrap_or_default() {
+    for v in results["variants"]
+        .as_array()
+        .cloned()
+        .expect("a variants array")
+    {
         assert!(
             v["ci_low"].as_f64() <= v["rate"].as_f64()
                 && v["rate"].as_f64() <= v["ci_high"].as_f64()
@@ -259,7 +263,7 @@ async fn an_experiment_assigns_deterministically_decides_on_results_and_proposes
     let proposal = queue.body["items"]
         .as_array()
         .and_then(|items| items.first().cloned())
-        .unwrap_or_default();
+        .expect("the winner is proposed");
     assert_eq!(
         proposal["patch"],
         json!({ "playbook": { "experiments": { "subject length": { "winner": "short" } } } })

@@ -3,7 +3,7 @@
 //! send and outcome is in the log once, every committed event is on the
 //! stream once, every projection equals a replay of the log. Each test
 //! writes its figures to `target/faults/<name>.json`
-//! (`deploy/local/faults.sh` tabulates them for the README).
+//! (`deploy/local/faults.sh` tabulates them for docs/operations.md).
 //!
 //! The process faults (`kill -9`) run the real binaries as child
 //! processes; the Postgres and NATS faults run private servers so the

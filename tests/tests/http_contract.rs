@@ -550,7 +550,7 @@ async fn health_metrics_and_openapi_answer_without_a_key() {
         .send()
         .await
         .expect("metrics");
-    let text = metrics.text().await.unwrap_or_default();
+    let text = metrics.text().await.expect("a metrics body");
     assert!(text.contains("sextant_http_requests_total"), "{text}");
     app.stop().await;
 }

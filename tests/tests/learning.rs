@@ -82,7 +82,7 @@ async fn learn(env: &TestEnv, app: &Running, seed: u64) -> (Uuid, Found, i64) {
     for s in run.body["suggestions"]
         .as_array()
         .cloned()
-        .unwrap_or_default()
+        .expect("a suggestions array")
     {
         assert_eq!(s["outcome"], "proposed", "{s}");
         let real = PLANTED
@@ -112,7 +112,7 @@ async fn learn(env: &TestEnv, app: &Running, seed: u64) -> (Uuid, Found, i64) {
 async fn planted_effects_surface_as_suggestions_and_null_features_stay_within_the_fdr_target() {
     let env = TestEnv::new().await;
     let app = env.start().await;
-    // Three worlds in CI; SEXTANT_SIM_SEEDS=N runs N for the README's figure.
+    // Three worlds in CI; SEXTANT_SIM_SEEDS=N runs N for docs/learning.md's figure.
     let count: u64 = std::env::var("SEXTANT_SIM_SEEDS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -140,18 +140,22 @@ async fn planted_effects_surface_as_suggestions_and_null_features_stay_within_th
     assert!(fdp <= 0.1, "false-discovery proportion {fdp}");
 
     // The suggestions wait in the queue with their evidence.
-    let (client, position) = last.unwrap_or_else(|| panic!("no seeds"));
+    let (client, position) = last.expect("seeded clients");
     let queue = app
         .query(
             &format!("/v1/clients/{client}/approvals?min_position={position}"),
             Some(OPERATOR_KEY),
         )
         .await;
-    let items = queue.body["items"].as_array().cloned().unwrap_or_default();
+    let items = queue.body["items"]
+        .as_array()
+        .cloned()
+        .expect("an items array");
     let cta = items
         .iter()
         .find(|u| u["evidence"]["key"] == "cta=meeting")
-        .unwrap_or_else(|| panic!("no cta suggestion in {queue:?}"));
+        .ok_or_else(|| format!("no cta suggestion in {queue:?}"))
+        .expect("a cta=meeting suggestion");
     assert_eq!(cta["source"], "email_performance");
     assert_eq!(
         cta["patch"],
@@ -180,7 +184,7 @@ async fn planted_effects_surface_as_suggestions_and_null_features_stay_within_th
     for s in again.body["suggestions"]
         .as_array()
         .cloned()
-        .unwrap_or_default()
+        .expect("a suggestions array")
     {
         assert_ne!(s["outcome"], "proposed", "{s}");
     }
@@ -289,7 +293,8 @@ async fn a_context_version_that_does_significantly_worse_yields_a_proposed_rollb
     let rollback = run.body["suggestions"]
         .as_array()
         .and_then(|s| s.iter().find(|x| x["verdict"] == "roll_back").cloned())
-        .unwrap_or_else(|| panic!("no rollback proposed: {run:?}"));
+        .ok_or_else(|| format!("no rollback proposed: {run:?}"))
+        .expect("a roll-back suggestion");
     let update = rollback["update_id"].as_str().expect("proposed").to_owned();
     let queue = app
         .query(
@@ -307,7 +312,7 @@ async fn a_context_version_that_does_significantly_worse_yields_a_proposed_rollb
                 .find(|u| u["update_id"] == update.as_str())
                 .cloned()
         })
-        .unwrap_or_default();
+        .expect("the roll-back is queued");
     assert_eq!(item["source"], "context_regression", "{queue:?}");
     assert_eq!(item["evidence"]["back_to_version"], 1);
     // Approving it brings the document back to version 1's.

@@ -74,10 +74,12 @@ fn resolve<'a>(doc: &'a Value, mut value: &'a Value) -> &'a Value {
         };
         let pointer = reference
             .strip_prefix('#')
-            .unwrap_or_else(|| panic!("{reference} is not a local reference"));
+            .ok_or_else(|| format!("{reference} is not a local reference"))
+            .expect("every $ref is local");
         value = doc
             .pointer(pointer)
-            .unwrap_or_else(|| panic!("{reference} resolves to nothing"));
+            .ok_or_else(|| format!("{reference} resolves to nothing"))
+            .expect("every $ref resolves");
     }
     panic!("a $ref cycle")
 }
@@ -129,10 +131,11 @@ fn required_query(doc: &Value, item: &Value, operation: &Value, path: &str) -> S
         if parameter["in"] != "query" || parameter["required"] != true {
             continue;
         }
-        let name = parameter["name"].as_str().unwrap_or_default();
-        let example = parameter.get("example").unwrap_or_else(|| {
-            panic!("{path}: the required query parameter {name} has no example")
-        });
+        let name = parameter["name"].as_str().expect("a parameter has a name");
+        let example = parameter
+            .get("example")
+            .ok_or_else(|| format!("{path}: the required query parameter {name} has no example"))
+            .expect("every required query parameter has an example");
         let value = match example {
             Value::String(text) => text.clone(),
             other => other.to_string(),
@@ -145,7 +148,7 @@ fn required_query(doc: &Value, item: &Value, operation: &Value, path: &str) -> S
 fn operations(doc: &Value) -> Vec<Operation> {
     let paths = doc["paths"]
         .as_object()
-        .unwrap_or_else(|| panic!("the document has no paths object"));
+        .expect("the document has a paths object");
     let mut found = Vec::new();
     for (path, item) in paths {
         let item = resolve(doc, item);
@@ -153,8 +156,8 @@ fn operations(doc: &Value) -> Vec<Operation> {
             let Some(operation) = item.get(name) else {
                 continue;
             };
-            let method = Method::from_bytes(name.to_ascii_uppercase().as_bytes())
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let method =
+                Method::from_bytes(name.to_ascii_uppercase().as_bytes()).expect("an HTTP method");
             found.push(Operation {
                 method,
                 path: path.clone(),
@@ -175,7 +178,8 @@ fn fill(path: &str, client: Uuid, experiment: Uuid) -> String {
         let close = rest[open..]
             .find('}')
             .map(|i| open + i)
-            .unwrap_or_else(|| panic!("unclosed parameter in {path}"));
+            .ok_or_else(|| format!("unclosed parameter in {path}"))
+            .expect("every path parameter is closed");
         filled.push_str(&rest[..open]);
         match &rest[open + 1..close] {
             "client_id" => filled.push_str(&client.to_string()),
@@ -247,7 +251,8 @@ async fn both_services_serve_an_openapi_3_1_document_whose_references_all_resolv
         for reference in &found {
             let pointer = reference
                 .strip_prefix('#')
-                .unwrap_or_else(|| panic!("{service:?}: {reference} is not a local reference"));
+                .ok_or_else(|| format!("{service:?}: {reference} is not a local reference"))
+                .expect("every $ref is local");
             assert!(
                 doc.pointer(pointer).is_some(),
                 "{service:?}: {reference} resolves to nothing"
@@ -304,7 +309,8 @@ async fn every_answer_is_one_the_document_lists_for_its_operation() {
     let experiment: Uuid = created.body["experiment_id"]
         .as_str()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no experiment id: {created:?}"));
+        .ok_or_else(|| format!("no experiment id: {created:?}"))
+        .expect("the experiment has an id");
     let position = created.position();
     // The client and the experiment are in the read models, so that queries answer 200 too.
     env.eventually(

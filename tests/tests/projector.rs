@@ -160,7 +160,7 @@ async fn a_poison_event_is_parked_with_its_reason_and_the_rest_goes_on() {
         .send()
         .await
         .expect("metrics");
-    let text = metrics.text().await.unwrap_or_default();
+    let text = metrics.text().await.expect("a metrics body");
     assert!(text.contains("sextant_projection_parked_total"), "{text}");
     app.stop().await;
 }

@@ -16,7 +16,11 @@ async fn a_varied_history(app: &Running) -> Vec<Uuid> {
         let (client, _) = app.register_client(&format!("Client {i}")).await;
         let path = |rest: &str| format!("/v1/clients/{client}{rest}");
         let key = app.issue_key(client, "reviewer").await;
-        let key_id = key.split('_').nth(1).map(str::to_owned).unwrap_or_default();
+        let key_id = key
+            .split('_')
+            .nth(1)
+            .map(str::to_owned)
+            .expect("a key has an id part");
         let calls = [
             (
                 Method::PATCH,

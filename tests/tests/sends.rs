@@ -75,7 +75,7 @@ async fn a_batch_records_valid_items_and_reports_invalid_ones_without_losing_any
     let statuses: Vec<&str> = answer.body["results"]
         .as_array()
         .map(|r| r.iter().filter_map(|i| i["status"].as_str()).collect())
-        .unwrap_or_default();
+        .expect("a results array");
     assert_eq!(
         statuses,
         vec![
@@ -108,7 +108,7 @@ async fn a_batch_records_valid_items_and_reports_invalid_ones_without_losing_any
     let statuses: Vec<&str> = answer.body["results"]
         .as_array()
         .map(|r| r.iter().filter_map(|i| i["status"].as_str()).collect())
-        .unwrap_or_default();
+        .expect("a results array");
     assert_eq!(
         statuses,
         vec!["recorded", "error", "error", "error", "duplicate"],
@@ -181,7 +181,7 @@ async fn duplicate_sends_and_outcomes_arriving_concurrently_are_recorded_once() 
             for item in answer.body["results"]
                 .as_array()
                 .cloned()
-                .unwrap_or_default()
+                .expect("a results array")
             {
                 if item["status"] == "recorded" {
                     *recorded
@@ -225,7 +225,7 @@ async fn an_outcome_before_its_send_is_kept_attached_and_suppresses_the_lead() {
     assert_eq!(suppressed.status, StatusCode::OK, "{suppressed:?}");
     let lead_ref = suppressed.body["items"][0]["lead_ref"]
         .as_str()
-        .unwrap_or_default()
+        .expect("a suppressed lead_ref")
         .to_owned();
     assert!(lead_ref.starts_with("lr_"), "{suppressed:?}");
     assert_eq!(suppressed.body["items"][0]["reason"], "unsubscribed");
@@ -403,7 +403,7 @@ async fn places_holding(env: &TestEnv, needle: &str) -> Vec<String> {
     }
     for event in env.stream_events().await {
         if serde_json::to_string(&event)
-            .unwrap_or_default()
+            .expect("a stream event serializes")
             .to_lowercase()
             .contains(&needle.to_lowercase())
         {
@@ -426,10 +426,10 @@ async fn erasing_a_lead_leaves_no_personal_field_in_postgres_or_on_the_stream() 
     )
     .await;
     let lead_ref = {
-        let key = sextant_adapters::ingest::lead_key(&env.pool, client)
+        let key = sextant_application::sends::ingest::lead_key(&env.pool, client)
             .await
             .expect("key");
-        sextant_adapters::ingest::lead_ref(&key, "ana.lima@example.com")
+        sextant_application::sends::ingest::lead_ref(&key, "ana.lima@example.com")
     };
     post(&app, client, "/outcomes", outcome("m-1", "replied")).await;
     // Something a provider sent that could not be mapped, naming the lead.

@@ -35,8 +35,48 @@ fn fixtures(provider: Provider) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// Headers a provider would send with `body`: its signature and, for
-/// Salesloft, the event name (the fixture's file name).
+/// What differs by provider in how a delivery is authenticated and labelled.
+/// An exhaustive match, so a new provider is described here before these
+/// tests compile.
+struct Scheme {
+    /// The header naming the event, when the provider sends one (its value
+    /// is the fixture's file name).
+    event_header: Option<&'static str>,
+    /// The signature covers the body, so a body changed after signing is
+    /// refused (a secret sent along covers nothing).
+    signs_body: bool,
+    /// The signature covers a timestamp, so a replay ten minutes later is
+    /// stale.
+    signs_time: bool,
+}
+
+fn scheme(provider: Provider) -> Scheme {
+    let (event_header, signs_body, signs_time) = match provider {
+        Provider::Hubspot => (None, true, true),
+        Provider::Salesloft => (Some("x-salesloft-event"), true, false),
+        Provider::Outreach | Provider::Smartlead => (None, true, false),
+        Provider::Instantly | Provider::Replyio | Provider::Heyreach | Provider::Lemlist => {
+            (None, false, false)
+        }
+    };
+    Scheme {
+        event_header,
+        signs_body,
+        signs_time,
+    }
+}
+
+/// The event-naming header a provider sends with the fixture `name`, if any.
+fn event_headers(provider: Provider, name: &str) -> Vec<(String, String)> {
+    scheme(provider)
+        .event_header
+        .map(|header| (header.to_owned(), name.to_owned()))
+        .into_iter()
+        .collect()
+}
+
+/// Headers a provider would send with `body`: its signature and its event
+/// header (the fixture's file name).
 fn headers_for(
     provider: Provider,
     name: &str,
@@ -45,9 +85,7 @@ fn headers_for(
     at: chrono::DateTime<Utc>,
 ) -> Vec<(String, String)> {
     let mut headers = webhooks::sign_for_test(provider, SECRET, "POST", url, body, at);
-    if provider == Provider::Salesloft {
-        headers.push(("x-salesloft-event".into(), name.into()));
-    }
+    headers.extend(event_headers(provider, name));
     headers
 }
 
@@ -92,7 +130,11 @@ async fn client_with_secret(app: &Running, provider: Provider) -> Uuid {
             Some(json!({ "secret": SECRET })),
         )
         .await;
-    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "{provider:?} secret: {answer:?}"
+    );
     client
 }
 
@@ -164,6 +206,7 @@ async fn bad_missing_and_stale_signatures_are_401_and_write_nothing() {
     let env = TestEnv::new().await;
     let app = env.start_with(sextant_tests::Parts::apis_only()).await;
     for provider in Provider::ALL {
+        let scheme = scheme(provider);
         let client = client_with_secret(&app, provider).await;
         let before = events(&env).await;
         let url = format!(
@@ -174,12 +217,8 @@ async fn bad_missing_and_stale_signatures_are_401_and_write_nothing() {
         let (name, body) = fixtures(provider).into_iter().next().expect("a fixture");
 
         // Missing.
-        let salesloft_event: Vec<(String, String)> = if provider == Provider::Salesloft {
-            vec![("x-salesloft-event".into(), name.clone())]
-        } else {
-            Vec::new()
-        };
-        let answer = deliver(&app, provider, client, &salesloft_event, &body).await;
+        let event_header = event_headers(provider, &name);
+        let answer = deliver(&app, provider, client, &event_header, &body).await;
         assert_eq!(
             answer.status,
             StatusCode::UNAUTHORIZED,
@@ -194,18 +233,15 @@ async fn bad_missing_and_stale_signatures_are_401_and_write_nothing() {
             &body,
             Utc::now(),
         );
-        wrong.extend(salesloft_event.clone());
+        wrong.extend(event_header.clone());
         let answer = deliver(&app, provider, client, &wrong, &body).await;
         assert_eq!(
             answer.status,
             StatusCode::UNAUTHORIZED,
             "{provider:?} wrong secret: {answer:?}"
         );
-        // A body changed after signing (signing providers).
-        if matches!(
-            provider,
-            Provider::Hubspot | Provider::Salesloft | Provider::Outreach | Provider::Smartlead
-        ) {
+        // A body changed after signing.
+        if scheme.signs_body {
             let headers = headers_for(provider, &name, &url, &body, Utc::now());
             let mut tampered = body.clone();
             tampered.extend_from_slice(b" ");
@@ -216,43 +252,57 @@ async fn bad_missing_and_stale_signatures_are_401_and_write_nothing() {
                 "{provider:?} tampered: {answer:?}"
             );
         }
+        // The timestamp tolerance: a replay ten minutes later is stale.
+        if scheme.signs_time {
+            let old = headers_for(
+                provider,
+                &name,
+                &url,
+                &body,
+                Utc::now() - Duration::minutes(10),
+            );
+            let answer = deliver(&app, provider, client, &old, &body).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::UNAUTHORIZED,
+                "{provider:?} stale: {answer:?}"
+            );
+            assert!(
+                answer.body["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("signature"),
+                "{provider:?} stale: {answer:?}"
+            );
+        }
         assert_eq!(
             events(&env).await,
             before,
             "{provider:?}: a refused delivery wrote events"
         );
     }
-    // HubSpot's timestamp tolerance: a replay ten minutes later is stale.
-    let client = client_with_secret(&app, Provider::Hubspot).await;
-    let url = format!("{}/v1/webhooks/hubspot/{client}", app.command_url);
-    let (name, body) = fixtures(Provider::Hubspot)
-        .into_iter()
-        .next()
-        .expect("a fixture");
-    let old = headers_for(
-        Provider::Hubspot,
-        &name,
-        &url,
-        &body,
-        Utc::now() - Duration::minutes(10),
+    assert!(
+        Provider::ALL.into_iter().any(|p| scheme(p).signs_time),
+        "some provider's timestamp tolerance is checked"
     );
-    let answer = deliver(&app, Provider::Hubspot, client, &old, &body).await;
-    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{answer:?}");
-    assert!(answer.body["detail"]
-        .as_str()
-        .unwrap_or("")
-        .contains("signature"));
-    // A client with no secret for the provider, and an unknown provider.
+    // A client with no secret for the provider, even with a delivery signed
+    // as it would be with a secret, and an unknown provider.
     let (bare, _) = app.register_client("No secrets").await;
-    let answer = deliver(
-        &app,
-        Provider::Lemlist,
-        bare,
-        &[("x-sextant-webhook-secret".into(), SECRET.into())],
-        b"{}",
-    )
-    .await;
-    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    for provider in Provider::ALL {
+        let url = format!(
+            "{}/v1/webhooks/{}/{bare}",
+            app.command_url,
+            provider.as_str()
+        );
+        let (name, body) = fixtures(provider).into_iter().next().expect("a fixture");
+        let headers = headers_for(provider, &name, &url, &body, Utc::now());
+        let answer = deliver(&app, provider, bare, &headers, &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNAUTHORIZED,
+            "{provider:?} without a secret: {answer:?}"
+        );
+    }
     let answer = app
         .send(
             Method::POST,

@@ -177,7 +177,7 @@ mod tests {
     const REPLY: &str = include_str!("fixtures/heyreach/message_reply_received.json");
 
     fn mapped(body: &str) -> Vec<Mapped> {
-        map_of(PROVIDER, body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        map_of(PROVIDER, body.as_bytes()).expect("the body maps")
     }
 
     #[test]

@@ -251,7 +251,7 @@ mod tests {
     const OPTOUT: &str = include_str!("fixtures/hubspot/object_property_change.json");
 
     fn mapped(body: &str) -> Vec<Mapped> {
-        map_of(PROVIDER, body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        map_of(PROVIDER, body.as_bytes()).expect("the body maps")
     }
 
     #[test]
@@ -395,7 +395,7 @@ mod tests {
             )
         };
         assert_eq!(id_of(MEETING).as_deref(), Some("4013472101"));
-        let batch = id_of(BATCH).unwrap_or_default();
+        let batch = id_of(BATCH).expect("a batch has a delivery id");
         assert!(batch.starts_with("events:"), "{batch}");
         // A retry carries another attemptNumber but the same events.
         assert_eq!(

@@ -133,7 +133,7 @@ mod tests {
     const BOUNCED: &str = include_str!("fixtures/instantly/email_bounced.json");
 
     fn mapped(body: &str) -> Vec<Mapped> {
-        map_of(PROVIDER, body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        map_of(PROVIDER, body.as_bytes()).expect("the body maps")
     }
 
     #[test]

@@ -155,7 +155,7 @@ mod tests {
     const TOUCH: &str = "cam_A1b2C3d4E5:lea_R4t5Y6u7:stp_Q1w2E3";
 
     fn mapped(body: &str) -> Vec<Mapped> {
-        map_of(PROVIDER, body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        map_of(PROVIDER, body.as_bytes()).expect("the body maps")
     }
 
     #[test]

@@ -541,15 +541,15 @@ pub(crate) mod test_support {
     }
 
     pub fn ts(text: &str) -> DateTime<Utc> {
-        super::parse_time(text).unwrap_or_else(|| panic!("bad test time {text}"))
+        super::parse_time(text).expect("a valid test time")
     }
 
     pub fn headers_of(pairs: &[(String, String)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
             headers.insert(
-                HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}")),
-                HeaderValue::from_str(value).unwrap_or_else(|e| panic!("{value}: {e}")),
+                HeaderName::from_bytes(name.as_bytes()).expect("a valid header name"),
+                HeaderValue::from_str(value).expect("a valid header value"),
             );
         }
         headers
@@ -906,7 +906,8 @@ mod tests {
         let later = now() + chrono::Duration::days(5 * 365);
         for (provider, name, body) in FIXTURES {
             let items = map(provider, body.as_bytes())
-                .unwrap_or_else(|e| panic!("{provider:?} {name}: {e}"));
+                .map_err(|e| format!("{provider:?} {name}: {e}"))
+                .expect("every fixture maps");
             for item in items {
                 match item {
                     Mapped::Send(send) => {
@@ -914,7 +915,8 @@ mod tests {
                         let email = send.lead.email.clone();
                         let (facts, personal) = send
                             .into_facts(later, |e| format!("lr_{}", &keys_sha(e)[..32]))
-                            .unwrap_or_else(|e| panic!("{provider:?} {name}: {e:?}"));
+                            .map_err(|e| format!("{provider:?} {name}: {e:?}"))
+                            .expect("every mapped send is valid");
                         assert_eq!(personal.email, email.map(|e| e.to_lowercase()));
                         assert!(!facts.provider_message_id.contains('@'), "{name}");
                     }
@@ -922,7 +924,8 @@ mod tests {
                         assert_eq!(outcome.provider, provider.as_str());
                         let facts = outcome
                             .into_facts(later)
-                            .unwrap_or_else(|e| panic!("{provider:?} {name}: {e:?}"));
+                            .map_err(|e| format!("{provider:?} {name}: {e:?}"))
+                            .expect("every mapped outcome is valid");
                         assert!(!facts.provider_message_id.contains('@'), "{name}");
                     }
                 }

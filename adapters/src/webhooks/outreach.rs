@@ -195,7 +195,7 @@ mod tests {
     const PROSPECT: &str = include_str!("fixtures/outreach/prospect_updated.json");
 
     fn mapped(body: &str) -> Vec<Mapped> {
-        map_of(PROVIDER, body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        map_of(PROVIDER, body.as_bytes()).expect("the body maps")
     }
 
     #[test]

@@ -211,7 +211,7 @@ mod tests {
         include_str!("fixtures/replyio/linkedin_connection_request_accepted.json");
 
     fn mapped(body: &str) -> Vec<Mapped> {
-        map_of(PROVIDER, body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        map_of(PROVIDER, body.as_bytes()).expect("the body maps")
     }
 
     #[test]

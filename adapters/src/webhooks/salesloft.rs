@@ -231,7 +231,7 @@ mod tests {
     const TOUCH: &str = "2213:436664215:90817";
 
     fn mapped(body: &str) -> Vec<Mapped> {
-        map_of(PROVIDER, body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        map_of(PROVIDER, body.as_bytes()).expect("the body maps")
     }
 
     #[test]

@@ -252,7 +252,7 @@ mod tests {
     const BODY_SECRET: &str = "4f7c8d23-a619-58c2-93g6-72936ee16f38";
 
     fn mapped(body: &str) -> Vec<Mapped> {
-        map_of(PROVIDER, body.as_bytes()).unwrap_or_else(|e| panic!("{e}"))
+        map_of(PROVIDER, body.as_bytes()).expect("the body maps")
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! It reads `Label: value` lines (and `- item` lists under a `Label:` line)
 //! whose label it knows, and maps them into the context sections of
-//! DOMAIN.md. It never copies free prose into the context: only values under
+//! docs/context-ledger.md. It never copies free prose into the context: only values under
 //! labels a person wrote on purpose.
 
 use serde_json::{json, Map, Value};
@@ -171,7 +171,7 @@ mod tests {
                      Pain points:\n  - month-end close takes 9 days\n  - audit prep\n\
                      Random prose: ignored\n\
                      Avoid: synergy; disrupt\n";
-        let patch = extract(notes).unwrap_or_default();
+        let patch = extract(notes).expect("the notes state context");
         assert_eq!(patch["icp"]["industries"], json!(["fintech", "insurtech"]));
         assert_eq!(
             patch["icp"]["pain_points"],

@@ -34,7 +34,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// stale-approval checks, besides those back to the oldest pending base.
 const KEPT_CHANGES: usize = 1000;
 
-/// Where an update comes from (DOMAIN.md, "The five update pathways").
+/// Where an update comes from (docs/context-ledger.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
@@ -108,7 +108,7 @@ pub enum Route {
     Review,
 }
 
-/// DOMAIN.md's policy table, per source and permission mode.
+/// docs/context-ledger.md's policy table, per source and permission mode.
 pub fn route(source: Source, policy: Policy, confidence: Option<Confidence>) -> Route {
     let confident = confidence.is_some_and(|c| c.value() >= policy.threshold.value());
     match (source.pathway(), policy.mode) {
@@ -130,6 +130,17 @@ pub enum AppliedVia {
     Autopilot,
     Approved,
     Modified,
+}
+
+impl AppliedVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Autopilot => "autopilot",
+            Self::Approved => "approved",
+            Self::Modified => "modified",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -800,3 +811,31 @@ impl Aggregate for ClientContext {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod name_tests {
+    use super::{AppliedVia, UpdateStatus};
+
+    #[test]
+    fn statuses_and_ways_of_applying_are_named_as_they_serialize() {
+        for status in [
+            UpdateStatus::Pending,
+            UpdateStatus::Applied,
+            UpdateStatus::Rejected,
+            UpdateStatus::Superseded,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).expect("serializes"),
+                status.as_str()
+            );
+        }
+        for via in [
+            AppliedVia::Direct,
+            AppliedVia::Autopilot,
+            AppliedVia::Approved,
+            AppliedVia::Modified,
+        ] {
+            assert_eq!(serde_json::to_value(via).expect("serializes"), via.as_str());
+        }
+    }
+}

@@ -14,11 +14,11 @@ fn id(n: u128) -> Uuid {
 }
 
 fn text<T: TryFrom<&'static str, Error = String>>(value: &'static str) -> T {
-    T::try_from(value).unwrap_or_else(|e| panic!("bad test value {value}: {e}"))
+    T::try_from(value).expect("a valid test value")
 }
 
 fn unit(value: f64) -> UnitInterval {
-    UnitInterval::try_from(value).unwrap_or_default()
+    UnitInterval::try_from(value).expect("a value between 0 and 1")
 }
 
 fn policy(mode: PermissionMode) -> Policy {
@@ -423,7 +423,7 @@ fn a_rejected_suggestion_returns_only_with_materially_new_evidence() {
             policy: policy(PermissionMode::CoPilot),
         })
         .inspect_result()
-        .unwrap_or_default();
+        .expect("the command is accepted");
     assert_eq!(events.len(), 1);
 }
 
@@ -565,7 +565,7 @@ fn a_document_unchanged_since_its_last_capture_produces_nothing() {
         .given(vec![captured])
         .when(capture("h2", Some(insights)))
         .inspect_result()
-        .unwrap_or_default();
+        .expect("the capture is accepted");
     let types: Vec<String> = events.iter().map(DomainEvent::event_type).collect();
     assert_eq!(
         types,
@@ -582,8 +582,9 @@ fn the_aggregate_state_survives_a_snapshot_round_trip() {
     for event in two_versions() {
         context.apply(event);
     }
-    let snapshot = serde_json::to_value(&context).unwrap_or_default();
-    let restored: ClientContext = serde_json::from_value(snapshot).unwrap_or_default();
+    let snapshot = serde_json::to_value(&context).expect("a context serializes");
+    let restored: ClientContext =
+        serde_json::from_value(snapshot).expect("a snapshot deserializes");
     assert_eq!(restored, context);
     assert_eq!(restored.version(), 2);
     assert_eq!(restored.document(), &doc_after(&[&industries(), &tone()]));

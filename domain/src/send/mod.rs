@@ -80,7 +80,7 @@ impl Tier {
         }
     }
 
-    /// Channels a lead of this tier may be reached on (DOMAIN.md): cold:
+    /// Channels a lead of this tier may be reached on (docs/sends-and-webhooks.md): cold:
     /// email; cool: + LinkedIn; warm: + voice; hot: + SMS and mail.
     pub fn allows(self, channel: Channel) -> bool {
         let rank = |t: Tier| t as u8;
@@ -213,7 +213,7 @@ pub struct ContentFeatures {
     pub angle: Option<String>,
 }
 
-/// Everything a send records (DOMAIN.md, "Sends and outcomes").
+/// Everything a send records (docs/sends-and-webhooks.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendFacts {
     pub provider: String,
@@ -395,7 +395,7 @@ impl Aggregate for Send {
 #[cfg(test)]
 mod tests;
 
-/// Why a send is not permitted (DOMAIN.md, "authorisation").
+/// Why a send is not permitted (docs/sends-and-webhooks.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Refusal {
@@ -458,4 +458,149 @@ pub enum AuthorizationEvent {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LeadEvent {
     LeadErased { lead_ref: String },
+}
+
+impl DomainEvent for AuthorizationEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::AuthorizationDecided { .. } => "authorization_decided",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+impl DomainEvent for LeadEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::LeadErased { .. } => "lead_erased",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+/// Decide an authorisation: what was asked, and every reason found against
+/// it (none: permitted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecideAuthorization {
+    pub authorization_id: Uuid,
+    pub lead_ref: String,
+    pub channel: Channel,
+    pub resource: String,
+    pub tier: Tier,
+    pub reasons: Vec<Refusal>,
+}
+
+impl DecideAuthorization {
+    /// The decision's record: permitted exactly when nothing stands
+    /// against it.
+    pub fn decided(self) -> AuthorizationEvent {
+        AuthorizationEvent::AuthorizationDecided {
+            authorization_id: self.authorization_id,
+            lead_ref: self.lead_ref,
+            channel: self.channel,
+            resource: self.resource,
+            tier: self.tier,
+            permit: self.reasons.is_empty(),
+            reasons: self.reasons,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorizationError {
+    #[error("this authorisation was already decided")]
+    AlreadyDecided,
+}
+
+/// One authorisation asked for: decided once, never changed. Its id is the
+/// authorisation id; it has one event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Authorization {
+    decided: bool,
+}
+
+impl Aggregate for Authorization {
+    const TYPE: &'static str = aggregate_types::AUTHORIZATION;
+    type Command = DecideAuthorization;
+    type Event = AuthorizationEvent;
+    type Error = AuthorizationError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &cqrs_es::event_sink::EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        if self.decided {
+            return Err(AuthorizationError::AlreadyDecided);
+        }
+        sink.write(command.decided(), self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            AuthorizationEvent::AuthorizationDecided { .. } => self.decided = true,
+        }
+    }
+}
+
+/// Erase what Sextant keeps of a lead's personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EraseLead {
+    pub lead_ref: String,
+}
+
+/// A lead, by client and lead ref: the history of its erasures. Every
+/// request to erase is recorded, the second as much as the first, since
+/// personal data may have arrived again in between.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    erasures: u64,
+}
+
+impl Lead {
+    /// The aggregate id of a lead: leads are pseudonymous per client.
+    pub fn id(client_id: Uuid, lead_ref: &str) -> String {
+        format!("{client_id}:{lead_ref}")
+    }
+}
+
+impl Aggregate for Lead {
+    const TYPE: &'static str = aggregate_types::LEAD;
+    type Command = EraseLead;
+    type Event = LeadEvent;
+    type Error = std::convert::Infallible;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &cqrs_es::event_sink::EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        sink.write(
+            LeadEvent::LeadErased {
+                lead_ref: command.lead_ref,
+            },
+            self,
+        )
+        .await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            LeadEvent::LeadErased { .. } => self.erasures += 1,
+        }
+    }
 }

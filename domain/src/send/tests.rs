@@ -27,7 +27,7 @@ fn facts() -> SendFacts {
         sent_at: Utc
             .with_ymd_and_hms(2026, 11, 18, 9, 0, 0)
             .single()
-            .unwrap_or_default(),
+            .expect("an unambiguous time"),
     }
 }
 
@@ -42,7 +42,7 @@ fn outcome(kind: OutcomeKind) -> OutcomeFacts {
         occurred_at: Utc
             .with_ymd_and_hms(2026, 11, 18, 15, 0, 0)
             .single()
-            .unwrap_or_default(),
+            .expect("an unambiguous time"),
     }
 }
 
@@ -192,7 +192,7 @@ fn unsubscribes_hard_bounces_and_complaints_suppress_the_lead() {
 fn now() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0)
         .single()
-        .unwrap_or_default()
+        .expect("an unambiguous time")
 }
 
 #[test]
@@ -208,10 +208,10 @@ fn a_send_input_is_split_into_facts_for_the_log_and_personal_parts() {
         "context_version": 7, "agent": "email_strategist", "prompt_version": "2.3",
         "resource": "sam@acme-mail.com", "sent_at": "2026-11-18T09:12:00Z"
     }))
-    .unwrap_or_else(|e| panic!("the documented example must parse: {e}"));
+    .expect("the documented example parses");
     let (facts, personal) = input
         .into_facts(now(), |email| format!("lr_{}", email.len()))
-        .unwrap_or_else(|e| panic!("{e:?}"));
+        .expect("the documented example is valid");
     assert_eq!(personal.email.as_deref(), Some("ana@example.com"));
     assert_eq!(
         personal.subject.as_deref(),
@@ -220,7 +220,7 @@ fn a_send_input_is_split_into_facts_for_the_log_and_personal_parts() {
     assert_eq!(facts.lead_ref, "lr_15");
     assert_eq!(facts.content.subject_words, Some(5));
     assert_eq!(facts.content.subject_question, Some(true));
-    let logged = serde_json::to_string(&facts).unwrap_or_default();
+    let logged = serde_json::to_string(&facts).expect("facts serialize");
     assert!(
         !logged.contains("ana@") && !logged.contains("month-end"),
         "{logged}"
@@ -237,7 +237,7 @@ fn invalid_items_name_their_field() {
         serde_json::from_value::<SendInput>(v).map_err(|e| e.to_string())
     };
     let check = |field: &str, value: serde_json::Value, expected: &str| {
-        let input = with(field, value).unwrap_or_else(|e| panic!("{e}"));
+        let input = with(field, value).expect("the input parses");
         let err = input
             .into_facts(now(), |_| String::new())
             .err()
@@ -253,7 +253,7 @@ fn invalid_items_name_their_field() {
     let no_lead =
         serde_json::from_value::<SendInput>(json!({"provider": "x", "provider_message_id": "m",
         "channel": "email", "sent_at": "2026-11-18T09:12:00Z"}))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a send without a lead parses");
     assert_eq!(
         no_lead
             .into_facts(now(), |_| String::new())
@@ -264,7 +264,7 @@ fn invalid_items_name_their_field() {
     let bad_email =
         serde_json::from_value::<SendInput>(json!({"provider": "x", "provider_message_id": "m",
         "lead": {"email": "not-an-email"}, "channel": "email", "sent_at": "2026-11-18T09:12:00Z"}))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("a send with a bad email parses");
     assert_eq!(
         bad_email
             .into_facts(now(), |_| String::new())
@@ -277,7 +277,7 @@ fn invalid_items_name_their_field() {
 #[test]
 fn outcome_inputs_check_their_kind_specific_fields() {
     let parse = |v: serde_json::Value| {
-        serde_json::from_value::<OutcomeInput>(v).unwrap_or_else(|e| panic!("{e}"))
+        serde_json::from_value::<OutcomeInput>(v).expect("the outcome parses")
     };
     let ok = parse(
         json!({"provider": "smartlead", "provider_message_id": "msg-123", "provider_event_id": "evt-9",
@@ -334,4 +334,58 @@ fn an_authorisation_lists_every_reason_to_refuse() {
         refusals(&AuthorizationFacts { cap: None, ..ok }),
         vec![Refusal::UnknownResource]
     );
+}
+
+fn decide(reasons: Vec<Refusal>) -> DecideAuthorization {
+    DecideAuthorization {
+        authorization_id: Uuid::from_u128(7),
+        lead_ref: "lr_0123456789abcdef0123456789abcdef".into(),
+        channel: Channel::Email,
+        resource: "ana@agency.example".into(),
+        tier: Tier::Hot,
+        reasons,
+    }
+}
+
+#[test]
+fn an_authorisation_without_reasons_against_it_is_a_permit_and_is_decided_once() {
+    TestFramework::<Authorization>::with(())
+        .given_no_previous_events()
+        .when(decide(Vec::new()))
+        .then_expect_events(vec![AuthorizationEvent::AuthorizationDecided {
+            authorization_id: Uuid::from_u128(7),
+            lead_ref: "lr_0123456789abcdef0123456789abcdef".into(),
+            channel: Channel::Email,
+            resource: "ana@agency.example".into(),
+            tier: Tier::Hot,
+            permit: true,
+            reasons: Vec::new(),
+        }]);
+    TestFramework::<Authorization>::with(())
+        .given(vec![decide(Vec::new()).decided()])
+        .when(decide(Vec::new()))
+        .then_expect_error(AuthorizationError::AlreadyDecided);
+}
+
+#[test]
+fn an_authorisation_with_a_reason_against_it_is_refused_with_that_reason() {
+    let refused = decide(vec![Refusal::Suppressed]).decided();
+    assert!(matches!(
+        refused,
+        AuthorizationEvent::AuthorizationDecided { permit: false, ref reasons, .. }
+            if reasons == &[Refusal::Suppressed]
+    ));
+}
+
+#[test]
+fn a_lead_may_be_erased_again_and_each_erasure_is_recorded() {
+    let erased = LeadEvent::LeadErased {
+        lead_ref: "lr_0123456789abcdef0123456789abcdef".into(),
+    };
+    TestFramework::<Lead>::with(())
+        .given(vec![erased.clone()])
+        .when(EraseLead {
+            lead_ref: "lr_0123456789abcdef0123456789abcdef".into(),
+        })
+        .then_expect_events(vec![erased]);
 }

@@ -41,13 +41,13 @@ pub fn outcome_item(i: usize) -> Value {
 /// `{"sends": [...]}` for sends `from..from+n`.
 pub fn sends_body(from: usize, n: usize) -> Vec<u8> {
     let sends: Vec<Value> = (from..from + n).map(send_item).collect();
-    serde_json::to_vec(&json!({ "sends": sends })).unwrap_or_default()
+    serde_json::to_vec(&json!({ "sends": sends })).expect("a JSON body")
 }
 
 /// `{"outcomes": [...]}` for the sends `from..from+n`.
 pub fn outcomes_body(from: usize, n: usize) -> Vec<u8> {
     let outcomes: Vec<Value> = (from..from + n).map(outcome_item).collect();
-    serde_json::to_vec(&json!({ "outcomes": outcomes })).unwrap_or_default()
+    serde_json::to_vec(&json!({ "outcomes": outcomes })).expect("a JSON body")
 }
 
 /// Batch `n` of `BATCH` items: sends `n*BATCH/2..` and the outcomes of the

@@ -16,7 +16,7 @@
 //! - [`load`]: the load generators and latency percentiles they share;
 //!   [`process`]: the service binaries run as child processes.
 //!
-//! Targets are what the README promises; the harness measures and reports
+//! Targets are what docs/benchmarks.md promises; the harness measures and reports
 //! them, it never asserts them.
 
 pub mod commands;
@@ -43,7 +43,7 @@ pub struct Figure {
     pub baseline: Option<String>,
     pub baseline_value: Option<f64>,
     pub ratio: Option<f64>,
-    /// What the README promises for it. Not written to `results.json`,
+    /// What docs/benchmarks.md promises for it. Not written to `results.json`,
     /// whose fields are fixed by the operating contract; shown in the table.
     #[serde(skip)]
     pub target: Option<Target>,

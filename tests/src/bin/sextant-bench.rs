@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     sextant_adapters::telemetry::init_tracing(
         &std::env::var("SEXTANT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         sextant_adapters::config::LogFormat::Pretty,
-    );
+    )?;
     let scale = if args.quick {
         Scale::quick()
     } else {

@@ -18,16 +18,16 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::Sha256;
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use sextant_domain::metadata;
+use sextant_adapters::store::{append, Appended, Sequence, Writer};
 use sextant_domain::send::input::PersonalParts;
 use sextant_domain::send::{
-    send_id, suppression_reason, OutcomeFacts, OutcomeKind, SendCommand, SendError, SendEvent,
-    SendFacts, SendState,
+    send_id, suppression_reason, OutcomeFacts, OutcomeKind, Send, SendCommand, SendError,
+    SendEvent, SendFacts, SendState,
 };
 use sextant_domain::{aggregate_types, send::input::Invalid};
 
@@ -44,26 +44,6 @@ pub enum ItemResult {
     Error { field: String, message: String },
 }
 
-/// Who writes, as part of what.
-#[derive(Debug, Clone)]
-pub struct Writer {
-    pub client_id: Uuid,
-    pub actor: String,
-    pub correlation_id: String,
-}
-
-impl Writer {
-    /// Event metadata. No command id: this path knows its positions from
-    /// `RETURNING`, and leaving it out spares the command-id index.
-    fn metadata(&self) -> Value {
-        json!({
-            metadata::CLIENT_ID: self.client_id.to_string(),
-            metadata::ACTOR: self.actor,
-            metadata::CORRELATION_ID: self.correlation_id,
-        })
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("database: {0}")]
@@ -74,7 +54,7 @@ pub enum IngestError {
 
 impl IngestError {
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Database(e) if crate::db::is_unavailable(e))
+        matches!(self, Self::Database(e) if sextant_adapters::db::is_unavailable(e))
     }
 }
 
@@ -111,7 +91,7 @@ pub fn lead_ref(key: &[u8], email: &str) -> String {
     let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
         Ok(mac) => mac,
         // HMAC takes keys of any length; this arm cannot be reached.
-        Err(_) => return format!("lr_{}", &crate::keys::sha256_hex(email)[..32]),
+        Err(_) => return format!("lr_{}", &sextant_adapters::keys::sha256_hex(email)[..32]),
     };
     mac.update(email.as_bytes());
     format!("lr_{}", &hex::encode(mac.finalize().into_bytes())[..32])
@@ -356,9 +336,9 @@ async fn attempt_batch(
     // writer of the same send still loses here, on the events' primary key,
     // and the whole batch is decided again.
     let position = if events.is_empty() {
-        crate::db::head_position_in(tx).await?
+        sextant_adapters::db::head_position_in(tx).await?
     } else {
-        append(tx, writer, &events).await?
+        append_events(tx, writer, &events).await?
     };
 
     let items = results
@@ -378,38 +358,20 @@ fn parse_kind(text: &str) -> Option<OutcomeKind> {
 }
 
 /// Appends the events in one statement; answers the last position.
-async fn append(
+async fn append_events(
     tx: &mut Transaction<'_, Postgres>,
     writer: &Writer,
     events: &[(Uuid, i64, SendEvent)],
 ) -> Result<i64, IngestError> {
-    use cqrs_es::DomainEvent;
-    let meta = writer.metadata();
-    let mut ids = Vec::with_capacity(events.len());
-    let mut sequences = Vec::with_capacity(events.len());
-    let mut types = Vec::with_capacity(events.len());
-    let mut payloads = Vec::with_capacity(events.len());
-    for (id, sequence, event) in events {
-        ids.push(id.to_string());
-        sequences.push(*sequence);
-        types.push(event.event_type());
-        payloads.push(serde_json::to_value(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
-    }
-    let positions: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         SELECT $1, u.id, u.seq, u.ty, '1', u.payload, $6 \
-         FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::jsonb[]) AS u(id, seq, ty, payload) \
-         RETURNING global_position",
-    )
-    .bind(aggregate_types::SEND)
-    .bind(&ids)
-    .bind(&sequences)
-    .bind(&types)
-    .bind(&payloads)
-    .bind(&meta)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(positions.into_iter().max().unwrap_or(0))
+    let items: Vec<Appended<SendEvent>> = events
+        .iter()
+        .map(|(id, sequence, event)| Appended {
+            aggregate_id: id.to_string(),
+            sequence: Sequence::At(*sequence),
+            event,
+        })
+        .collect();
+    Ok(append::<Send>(tx, writer, &items).await?)
 }
 
 async fn save_states(
@@ -601,33 +563,6 @@ async fn keep_personal(
         .await?;
     }
     Ok(())
-}
-
-/// Appends single events outside the Send aggregate (authorisations,
-/// erasures): each is the first event of its own aggregate, or the next of
-/// one whose last sequence the caller read in this transaction.
-pub async fn append_one(
-    conn: &mut PgConnection,
-    writer: &Writer,
-    aggregate_type: &str,
-    aggregate_id: &str,
-    sequence: i64,
-    event_type: &str,
-    payload: &Value,
-) -> Result<i64, sqlx::Error> {
-    let meta = writer.metadata();
-    sqlx::query_scalar(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         VALUES ($1, $2, $3, $4, '1', $5, $6) RETURNING global_position",
-    )
-    .bind(aggregate_type)
-    .bind(aggregate_id)
-    .bind(sequence)
-    .bind(event_type)
-    .bind(payload)
-    .bind(&meta)
-    .fetch_one(conn)
-    .await
 }
 
 #[cfg(test)]

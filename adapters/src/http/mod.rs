@@ -2,7 +2,8 @@
 //! JSON body extractor, authentication, request and correlation ids,
 //! request metrics, and the position header.
 //!
-//! Each service keeps its own error enum; both render through [`Problem`].
+//! - [`error`]: [`ApiError`], the one error both services and every use
+//!   case answer, rendered through [`Problem`].
 
 use std::time::Instant;
 
@@ -23,14 +24,19 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use uuid::Uuid;
 
+use sextant_domain::metadata::Actor;
 use sextant_domain::values::Role;
 
 use crate::keys;
 
+mod error;
+
+pub use error::{ApiError, DomainRefusal};
+
 pub const POSITION_HEADER: &str = "sextant-position";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
-/// Default body limit (API.md: 1 MiB; documents get their own, larger one).
+/// Default body limit (docs/http-api.md: 1 MiB; documents get their own, larger one).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// One validation failure: which field, and what is wrong with it.
@@ -347,10 +353,10 @@ pub enum Principal {
 
 impl Principal {
     /// The actor recorded in event metadata.
-    pub fn actor(&self) -> String {
+    pub fn actor(&self) -> Actor {
         match self {
-            Self::Operator => "operator".into(),
-            Self::Key { key_id, .. } => format!("key:{key_id}"),
+            Self::Operator => Actor::Operator,
+            Self::Key { key_id, .. } => Actor::Key(*key_id),
         }
     }
 
@@ -699,7 +705,7 @@ mod tests {
         let err = parse_json::<Body>(b"{\"name\": ").err().map(|p| p.status);
         assert_eq!(err, Some(400));
         let err = parse_json::<Body>(br#"{"name": "a", "count": 300}"#).err();
-        let err = err.unwrap_or_else(|| panic!("accepted an out-of-range count"));
+        let err = err.expect("an out-of-range count is refused");
         assert_eq!(err.status, 422);
         assert_eq!(err.errors[0].field, "count");
         let err = parse_json::<Body>(br#"{"name": "a", "count": 1, "extra": true}"#).err();
@@ -711,7 +717,7 @@ mod tests {
         let err =
             parse_json::<serde_json::Value>(br#"{"patch": {"a": [1, 1.7976931348623155e308]}}"#)
                 .err();
-        let err = err.unwrap_or_else(|| panic!("accepted a number jsonb cannot give back"));
+        let err = err.expect("a number jsonb cannot give back is refused");
         assert_eq!(
             (err.status, err.errors[0].field.as_str()),
             (422, "patch.a[1]")

@@ -7,9 +7,7 @@
 use serde::Serialize;
 use sqlx::PgPool;
 
-use sextant_domain::learning::{pattern_rows, Family, Metric, PatternRow};
-
-use crate::patterns::BASELINE;
+use sextant_domain::learning::{pattern_rows, Family, Metric, PatternRow, BASELINE};
 
 pub const MIN_CLIENTS: i64 = 5;
 pub const MIN_SENDS_PER_CLIENT: i64 = 50;
@@ -32,7 +30,8 @@ pub struct PlatformRow {
     pub stats: PatternRow,
 }
 
-fn column(metric: Metric) -> &'static str {
+/// The pattern counts column that counts `metric`'s events.
+pub(super) fn column(metric: Metric) -> &'static str {
     match metric {
         Metric::Reply => "replies",
         Metric::PositiveReply => "positive_replies",

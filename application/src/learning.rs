@@ -1,4 +1,5 @@
-//! The suggestion engine (the analysis agents of the design): reads the
+//! Learning: the suggestion engine (the analysis agents of the design) and
+//! its schedule. The engine reads the
 //! pattern tables and, where a pattern clears the client's false-discovery
 //! target, the minimum sample in both arms and a meaningful lift, proposes a
 //! context update into `playbook.learned` with a plain-language rationale
@@ -9,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -19,12 +20,14 @@ use sextant_adapters::store::{CommandError, CommandMeta, CommandStore};
 use sextant_domain::client::Client;
 use sextant_domain::context::{ClientContext, ContextCommand, ContextError, Policy, Source};
 use sextant_domain::learning::{
-    pattern_rows, Family, Level, Metric, PatternRow, PUBLISHED_BENCHMARKS,
+    pattern_rows, Family, Level, Metric, PatternRow, Verdict, BASELINE, PUBLISHED_BENCHMARKS,
 };
-use sextant_domain::stats::benjamini_hochberg;
+use sextant_domain::metadata::{Actor, Component};
+use sextant_domain::stats::{benjamini_hochberg, format_p};
 use sextant_domain::values::{Rationale, UnitInterval};
 
-use crate::patterns::BASELINE;
+use crate::read_model::platform::platform_table;
+use crate::App;
 
 /// What makes a pattern worth a suggestion.
 #[derive(Debug, Clone, Copy)]
@@ -54,12 +57,42 @@ impl Default for Thresholds {
 #[derive(Debug, Clone, Serialize)]
 pub struct Suggested {
     /// Which level of the priors it came from.
-    pub level: &'static str,
-    pub family: &'static str,
+    pub level: Level,
+    pub family: Family,
     pub key: String,
-    pub verdict: &'static str,
+    pub verdict: Verdict,
     pub update_id: Option<Uuid>,
-    pub outcome: String,
+    pub outcome: Outcome,
+}
+
+/// What became of a suggestion. Answered as one string, `proposed` or
+/// `not proposed: <why>`, the shape the API documents.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Proposed,
+    /// The ClientContext aggregate refused it, for this reason.
+    NotProposed(String),
+}
+
+impl Outcome {
+    pub fn is_proposed(&self) -> bool {
+        matches!(self, Self::Proposed)
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Proposed => f.write_str("proposed"),
+            Self::NotProposed(why) => write!(f, "not proposed: {why}"),
+        }
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 pub struct Engine {
@@ -94,7 +127,7 @@ fn rationale(family: Family, metric: Metric, row: &PatternRow, base_rate: f64) -
     let (what, value) = row.key.split_once('=').unwrap_or((&row.key, ""));
     format!(
         "{} {what} = {value}: {} rate {:.1}% against {:.1}% over all sends (lift {:.2}, 95% interval {:.1}–{:.1}%, \
-         q = {:.4}, {} sends). {}",
+         q = {}, {} sends). {}",
         family.as_str().to_uppercase(),
         metric.as_str().replace('_', " "),
         row.rate * 100.0,
@@ -102,23 +135,18 @@ fn rationale(family: Family, metric: Metric, row: &PatternRow, base_rate: f64) -
         row.lift,
         row.ci_low * 100.0,
         row.ci_high * 100.0,
-        row.q,
+        format_p(row.q),
         row.sends,
         if row.lift > 1.0 { "Prefer it." } else { "Avoid it." }
     )
 }
 
 impl Engine {
-    pub fn new(
-        pool: PgPool,
-        context: Arc<CommandStore<ClientContext>>,
-        clients: Arc<CommandStore<Client>>,
-        thresholds: Thresholds,
-    ) -> Self {
+    pub fn new(app: &App, thresholds: Thresholds) -> Self {
         Self {
-            pool,
-            context,
-            clients,
+            pool: app.pool.clone(),
+            context: app.context.clone(),
+            clients: app.clients.clone(),
             thresholds,
         }
     }
@@ -167,7 +195,7 @@ impl Engine {
         // The engine decides over every family at once, so its false
         // discoveries are controlled over all its decisions: Benjamini–
         // Hochberg across every row of every family (the tables' own q
-        // values are per family, as DOMAIN.md defines them).
+        // values are per family, as docs/learning.md defines them).
         let mut all: Vec<(Family, PatternRow)> = Vec::new();
         for family in Family::ALL {
             let rows: Vec<(String, u64, u64)> = counts
@@ -193,13 +221,13 @@ impl Engine {
                 .map(|(_, r)| r.clone())
                 .collect();
             for row in significant(&rows, baseline.0, self.thresholds) {
-                let verdict = if row.lift > 1.0 { "prefer" } else { "avoid" };
+                let verdict = Verdict::of_lift(row.lift);
                 if learned.get(family.as_str()).and_then(|f| f.get(&row.key))
-                    == Some(&json!(verdict))
+                    == Some(&json!(verdict.as_str()))
                 {
                     continue;
                 }
-                let patch = json!({ "playbook": { "learned": { family.as_str(): { &row.key: verdict } } } });
+                let patch = json!({ "playbook": { "learned": { family.as_str(): { &row.key: verdict.as_str() } } } });
                 let evidence = json!({
                     "family": family.as_str(), "key": row.key, "metric": metric.as_str(), "level": Level::Client.as_str(),
                     "sends": row.sends, "events": row.events, "rate": row.rate,
@@ -295,14 +323,14 @@ impl Engine {
         }
         let key = format!("context_version={current}");
         let rationale = format!(
-            "Version {current} replies at {:.1}% against {:.1}% for version {} ({} and {} sends, p = {:.4}): \
+            "Version {current} replies at {:.1}% against {:.1}% for version {} ({} and {} sends, p = {}): \
              go back to version {}.",
             rate_now * 100.0,
             rate_before * 100.0,
             current - 1,
             n_now,
             n_before,
-            p,
+            format_p(p),
             current - 1
         );
         let evidence = json!({
@@ -318,7 +346,7 @@ impl Engine {
                 Level::Client,
                 Family::Versions,
                 &key,
-                "roll_back",
+                Verdict::RollBack,
                 Source::ContextRegression,
                 patch,
                 rationale,
@@ -356,13 +384,9 @@ impl Engine {
             for (level, industry) in levels {
                 let mut candidates = Vec::new();
                 for family in Family::ALL {
-                    let table = crate::platform::platform_table(
-                        &self.pool,
-                        family,
-                        Metric::Reply,
-                        industry.as_deref(),
-                    )
-                    .await?;
+                    let table =
+                        platform_table(&self.pool, family, Metric::Reply, industry.as_deref())
+                            .await?;
                     for row in significant(
                         &table
                             .rows
@@ -380,12 +404,12 @@ impl Engine {
                 }
                 found_any = true;
                 for (family, row, contributors) in candidates {
-                    let verdict = if row.lift > 1.0 { "prefer" } else { "avoid" };
+                    let verdict = Verdict::of_lift(row.lift);
                     if document
                         .as_ref()
                         .and_then(|d| d.pointer(&format!("/playbook/priors/{}", family.as_str())))
                         .and_then(|f| f.get(&row.key))
-                        == Some(&json!(verdict))
+                        == Some(&json!(verdict.as_str()))
                     {
                         continue;
                     }
@@ -397,12 +421,12 @@ impl Engine {
                             industry.as_ref().map(|i| format!("&industry={i}")).unwrap_or_default()),
                     });
                     let rationale = format!(
-                        "Across {contributors} clients that share data{}: {} (lift {:.2}, q = {:.4}, {} sends). {}",
+                        "Across {contributors} clients that share data{}: {} (lift {:.2}, q = {}, {} sends). {}",
                         industry.as_ref().map(|i| format!(" in {i}")).unwrap_or_default(),
-                        row.key, row.lift, row.q, row.sends,
-                        if verdict == "prefer" { "Prefer it." } else { "Avoid it." }
+                        row.key, row.lift, format_p(row.q), row.sends,
+                        if verdict == Verdict::Prefer { "Prefer it." } else { "Avoid it." }
                     );
-                    let patch = json!({ "playbook": { "priors": { family.as_str(): { &row.key: verdict } } } });
+                    let patch = json!({ "playbook": { "priors": { family.as_str(): { &row.key: verdict.as_str() } } } });
                     made.push(
                         self.propose(
                             client_id,
@@ -428,11 +452,11 @@ impl Engine {
                     .as_ref()
                     .and_then(|d| d.pointer("/best_practices/benchmarks"))
                     .and_then(|b| b.get(format!("{}:{key}", family.as_str())))
-                    == Some(&json!(verdict))
+                    == Some(&json!(verdict.as_str()))
                 {
                     continue;
                 }
-                let patch = json!({ "best_practices": { "benchmarks": { format!("{}:{key}", family.as_str()): verdict } } });
+                let patch = json!({ "best_practices": { "benchmarks": { format!("{}:{key}", family.as_str()): verdict.as_str() } } });
                 let evidence = json!({ "level": Level::Benchmark.as_str(), "family": family.as_str(), "key": key, "basis": why });
                 let rationale = format!("No data yet from this client, its industry or the platform; a published benchmark: {why}.");
                 made.push(
@@ -463,7 +487,7 @@ impl Engine {
         level: Level,
         family: Family,
         key: &str,
-        verdict: &'static str,
+        verdict: Verdict,
         source: Source,
         patch: Value,
         rationale: String,
@@ -487,7 +511,7 @@ impl Engine {
         };
         let meta = CommandMeta::new(
             client_id,
-            "system:suggestion-engine",
+            Actor::System(Component::SuggestionEngine),
             format!("suggest:{update_id}"),
         );
         let outcome = match self
@@ -495,23 +519,26 @@ impl Engine {
             .execute(&client_id.to_string(), command, &meta)
             .await
         {
-            Ok(_) => "proposed".to_owned(),
+            Ok(_) => Outcome::Proposed,
             Err(CommandError::Rejected(
                 e @ (ContextError::DuplicatePending(_) | ContextError::DuplicateOfRejected(_)),
-            )) => format!("not proposed: {e}"),
+            )) => Outcome::NotProposed(e.to_string()),
             Err(e) => return Err(anyhow::anyhow!("{e}")),
         };
         Ok(Suggested {
-            level: level.as_str(),
-            family: family.as_str(),
+            level,
+            family,
             key: key.to_owned(),
             verdict,
-            update_id: (outcome == "proposed").then_some(update_id),
+            update_id: outcome.is_proposed().then_some(update_id),
             outcome,
         })
     }
 
-    /// Runs over every client with patterns, every `every`, until shutdown.
+    /// The engine's schedule, a process manager of its own: every `every`,
+    /// until shutdown, it runs over every client with patterns. Safe to run
+    /// in several replicas at once: the ClientContext aggregate refuses a
+    /// proposal already pending or rejected on the same evidence.
     pub async fn run(self, every: Duration, shutdown: CancellationToken) {
         loop {
             tokio::select! {
@@ -533,5 +560,53 @@ impl Engine {
                 Err(err) => tracing::warn!(error = %err, "suggestion engine cannot read patterns"),
             }
         }
+    }
+}
+
+/// What one run of the engine for one client proposed.
+#[derive(Debug, Serialize)]
+pub struct Suggestions {
+    pub suggestions: Vec<Suggested>,
+    /// The log's head after the run: every proposal is at or below it.
+    pub position: i64,
+}
+
+/// Runs the engine for one client now, with the default thresholds.
+pub async fn suggest_now(app: &App, client_id: Uuid) -> crate::Result<Suggestions> {
+    app.registered_client(client_id).await?;
+    let suggestions = Engine::new(app, Thresholds::default())
+        .run_for(client_id)
+        .await?;
+    let position = sextant_adapters::db::head_position(&app.pool).await?;
+    Ok(Suggestions {
+        suggestions,
+        position,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_suggestion_is_answered_with_its_names_and_its_outcome_as_one_string() {
+        let suggested = |outcome| Suggested {
+            level: Level::Benchmark,
+            family: Family::Versions,
+            key: "context_version=7".into(),
+            verdict: Verdict::RollBack,
+            update_id: None,
+            outcome,
+        };
+        assert_eq!(
+            serde_json::to_value(suggested(Outcome::Proposed)).expect("serializes"),
+            json!({ "level": "benchmark", "family": "versions", "key": "context_version=7",
+                    "verdict": "roll_back", "update_id": null, "outcome": "proposed" })
+        );
+        let refused = Outcome::NotProposed("the same patch is already pending".into());
+        assert_eq!(
+            serde_json::to_value(suggested(refused)).expect("serializes")["outcome"],
+            "not proposed: the same patch is already pending"
+        );
     }
 }

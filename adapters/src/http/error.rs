@@ -1,12 +1,14 @@
-//! The command API's errors. Each renders as problem+json; internal causes
-//! are logged here and never sent to the caller.
+//! The one error of both services and of every use case behind them. Each
+//! renders as problem+json; internal causes are logged here and never sent
+//! to the caller.
 
 use axum::response::{IntoResponse, Response};
-use sextant_adapters::http::FieldError;
-use sextant_adapters::http::Problem;
-use sextant_adapters::store::CommandError;
 use sextant_domain::client::ClientError;
 use sextant_domain::context::ContextError;
+use sextant_domain::experiment::ExperimentError;
+
+use super::{FieldError, Problem};
+use crate::store::CommandError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -26,7 +28,7 @@ impl From<Problem> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        if sextant_adapters::db::is_unavailable(&err) {
+        if crate::db::is_unavailable(&err) {
             Self::Unavailable
         } else {
             Self::Internal(err.into())
@@ -39,7 +41,7 @@ impl IntoResponse for ApiError {
         match self {
             Self::Problem(problem) => problem.into_response(),
             Self::Unavailable => Problem::unavailable(
-                "the database is unavailable; nothing was written, retry shortly",
+                "the database is unavailable; nothing was changed, retry shortly",
             )
             .into_response(),
             Self::Internal(err) => {
@@ -106,6 +108,22 @@ impl DomainRefusal for ContextError {
             | Self::DuplicateUpdateId(_)
             | Self::VersionMismatch(_) => Problem::conflict(detail),
             Self::VersionNotReadable(_) => Problem::unavailable(detail),
+        }
+    }
+}
+
+impl DomainRefusal for ExperimentError {
+    fn problem(&self) -> Problem {
+        let detail = self.to_string();
+        match self {
+            Self::TooFewVariants | Self::BadVariantIds | Self::BadWeights => {
+                Problem::invalid_field("variants", detail)
+            }
+            Self::BadName => Problem::invalid_field("name", detail),
+            Self::Unknown => Problem::not_found("no such experiment"),
+            Self::AlreadyExists | Self::AlreadyConcluded | Self::UnknownWinner => {
+                Problem::conflict(detail)
+            }
         }
     }
 }

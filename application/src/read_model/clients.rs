@@ -1,0 +1,211 @@
+//! Client reads: the operator's list, one client's detail with its sending
+//! resources, API keys and webhook secrets, and its audit trail.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use sextant_adapters::http::Problem;
+
+use crate::Result;
+
+/// A client as the clients read model holds it.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct ClientRow {
+    pub client_id: Uuid,
+    pub name: String,
+    pub industry: String,
+    pub company_size: String,
+    pub region: String,
+    pub permission_mode: String,
+    pub autopilot_threshold: f64,
+    pub data_sharing_consent: bool,
+    pub status: String,
+    pub suspended_reason: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const CLIENT_COLUMNS: &str = "client_id, name, industry, company_size, region, permission_mode, \
+     autopilot_threshold, data_sharing_consent, status, suspended_reason, registered_at, updated_at";
+
+/// A page of clients, by client id.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientPage {
+    pub items: Vec<ClientRow>,
+    /// The cursor of the next page; `None` on the last.
+    pub next_after: Option<Uuid>,
+}
+
+/// Up to `limit` clients after the client id `after` (from the first if
+/// `None`).
+pub async fn list(pool: &PgPool, after: Option<Uuid>, limit: i64) -> Result<ClientPage> {
+    let mut items: Vec<ClientRow> = sqlx::query_as(&format!(
+        "SELECT {CLIENT_COLUMNS} FROM clients_view WHERE client_id > $1 ORDER BY client_id LIMIT $2"
+    ))
+    .bind(after.unwrap_or(Uuid::nil()))
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_after = more.then(|| items.last().map(|c| c.client_id)).flatten();
+    Ok(ClientPage { items, next_after })
+}
+
+/// A sending resource of a client.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct ResourceRow {
+    pub kind: String,
+    pub address: String,
+    pub daily_cap: i32,
+    pub registered_at: DateTime<Utc>,
+}
+
+/// An API key of a client; never its secret.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct KeyRow {
+    pub key_id: Uuid,
+    pub role: String,
+    pub label: String,
+    pub issued_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A provider's webhook secret of a client, by fingerprint only.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct WebhookRow {
+    pub provider: String,
+    pub secret_fingerprint: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A client with what it has registered.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientDetail {
+    #[serde(flatten)]
+    pub client: ClientRow,
+    pub resources: Vec<ResourceRow>,
+    pub api_keys: Vec<KeyRow>,
+    pub webhooks: Vec<WebhookRow>,
+}
+
+/// The client with its resources, keys and webhook secrets; 404 if the
+/// clients read model does not know it.
+pub async fn detail(pool: &PgPool, client_id: Uuid) -> Result<ClientDetail> {
+    let client: ClientRow = sqlx::query_as(&format!(
+        "SELECT {CLIENT_COLUMNS} FROM clients_view WHERE client_id = $1"
+    ))
+    .bind(client_id)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(Problem::client_not_found)?;
+    let resources: Vec<ResourceRow> = sqlx::query_as(
+        "SELECT kind, address, daily_cap, registered_at FROM client_resources \
+         WHERE client_id = $1 ORDER BY kind, address",
+    )
+    .bind(client_id)
+    .fetch_all(pool)
+    .await?;
+    let api_keys: Vec<KeyRow> = sqlx::query_as(
+        "SELECT key_id, role, label, issued_at, revoked_at FROM client_api_keys \
+         WHERE client_id = $1 ORDER BY issued_at, key_id",
+    )
+    .bind(client_id)
+    .fetch_all(pool)
+    .await?;
+    let webhooks: Vec<WebhookRow> = sqlx::query_as(
+        "SELECT provider, secret_fingerprint, updated_at FROM client_webhooks \
+         WHERE client_id = $1 ORDER BY provider",
+    )
+    .bind(client_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(ClientDetail {
+        client,
+        resources,
+        api_keys,
+        webhooks,
+    })
+}
+
+/// 404 unless the clients read model knows the client.
+pub async fn known(pool: &PgPool, client_id: Uuid) -> Result<()> {
+    let known: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clients_view WHERE client_id = $1)")
+            .bind(client_id)
+            .fetch_one(pool)
+            .await?;
+    if known {
+        Ok(())
+    } else {
+        Err(Problem::client_not_found().into())
+    }
+}
+
+/// Whether the client gave data-sharing consent (`false` if the clients
+/// read model does not know it).
+pub async fn shares_data(pool: &PgPool, client_id: Uuid) -> Result<bool> {
+    let consents: Option<bool> =
+        sqlx::query_scalar("SELECT data_sharing_consent FROM clients_view WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(consents == Some(true))
+}
+
+/// An event of a client's audit trail.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct AuditEntry {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub actor: Option<String>,
+    pub correlation_id: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+    pub data: Value,
+}
+
+/// A page of a client's audit trail, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    /// The cursor of the next page; `None` on the last.
+    pub next_before: Option<i64>,
+}
+
+/// Up to `limit` events of the client's audit trail below the position
+/// `before` (from the newest if `None`).
+pub async fn audit(
+    pool: &PgPool,
+    client_id: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<AuditPage> {
+    let mut items: Vec<AuditEntry> = sqlx::query_as(
+        // The trail holds references; the events are read from the log.
+        "SELECT e.global_position AS position, e.event_id, e.aggregate_type, e.aggregate_id, e.sequence, \
+         e.event_type, e.event_version, e.metadata->>$4 AS actor, \
+         e.metadata->>$5 AS correlation_id, e.recorded_at, e.payload AS data \
+         FROM audit_log a JOIN events e ON e.global_position = a.global_position \
+         WHERE a.client_id = $1 AND a.global_position < $2 \
+         ORDER BY a.global_position DESC LIMIT $3",
+    )
+    .bind(client_id)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit + 1)
+    .bind(sextant_domain::metadata::ACTOR)
+    .bind(sextant_domain::metadata::CORRELATION_ID)
+    .fetch_all(pool)
+    .await?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_before = more.then(|| items.last().map(|r| r.position)).flatten();
+    Ok(AuditPage { items, next_before })
+}

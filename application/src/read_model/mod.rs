@@ -1,0 +1,20 @@
+//! Read queries: what the query API shows, some of which the command API
+//! decides on too (an experiment is concluded on its results, the
+//! suggestion engine proposes platform patterns). They read read models
+//! only, never aggregates.
+//!
+//! - [`clients`]: the client list, one client's detail, its audit trail.
+//! - [`context`]: the context document now or in the past, its versions,
+//!   the approval queue.
+//! - [`experiments`]: an experiment with each variant's counts and the
+//!   decision rule's verdict; its variants, for assignment.
+//! - [`patterns`]: a client's own pattern tables.
+//! - [`platform`]: the pooled pattern tables of consenting clients.
+//! - [`sends`]: the suppression list.
+
+pub mod clients;
+pub mod context;
+pub mod experiments;
+pub mod patterns;
+pub mod platform;
+pub mod sends;
