@@ -251,6 +251,38 @@ pub struct Appended<'a, E> {
     pub event: &'a E,
 }
 
+/// The last sequence of every aggregate some item appends to at
+/// [`Sequence::Next`], read under the append lock: taken before this read,
+/// so the read already sees every append that committed before it, and no
+/// other append can commit until this transaction does. Nothing to read (and
+/// no lock taken early) when every sequence is known.
+async fn last_sequences<A: Aggregate>(
+    conn: &mut sqlx::PgConnection,
+    items: &[Appended<'_, A::Event>],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let next: Vec<&str> = items
+        .iter()
+        .filter(|item| item.sequence == Sequence::Next)
+        .map(|item| item.aggregate_id.as_str())
+        .collect();
+    if next.is_empty() {
+        return Ok(HashMap::new());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(APPEND_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT aggregate_id, max(sequence) FROM events \
+         WHERE aggregate_type = $1 AND aggregate_id = ANY($2) GROUP BY aggregate_id",
+    )
+    .bind(A::TYPE)
+    .bind(&next)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// The advisory lock `events_serialize_appends` takes before every insert
 /// into `events` (migration `20261121000001_event_store.sql`).
 const APPEND_LOCK: i64 = 8_675_309_001;
@@ -261,10 +293,10 @@ const APPEND_LOCK: i64 = 8_675_309_001;
 /// events, as cqrs-es would write them. Answers the position of the last
 /// event (0 for none).
 ///
-/// A [`Sequence::Next`] is drawn under the append lock, taken before the
-/// statement starts, so the statement's snapshot already holds every
-/// append that committed before it: two concurrent appends to one
-/// aggregate each get their own next sequence instead of colliding.
+/// A [`Sequence::Next`] is drawn under the append lock (see
+/// [`last_sequences`]): two concurrent appends to one aggregate each get
+/// their own next sequence instead of colliding. Several items at `Next` of
+/// one aggregate follow each other.
 pub async fn append<A: Aggregate>(
     conn: &mut sqlx::PgConnection,
     writer: &Writer,
@@ -274,22 +306,24 @@ pub async fn append<A: Aggregate>(
     if items.is_empty() {
         return Ok(0);
     }
-    if items.iter().any(|item| item.sequence == Sequence::Next) {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *conn)
-            .await?;
-    }
+    let last = last_sequences::<A>(conn, items).await?;
     let mut ids = Vec::with_capacity(items.len());
-    let mut sequences: Vec<Option<i64>> = Vec::with_capacity(items.len());
+    let mut sequences = Vec::with_capacity(items.len());
     let mut types = Vec::with_capacity(items.len());
     let mut versions = Vec::with_capacity(items.len());
     let mut payloads = Vec::with_capacity(items.len());
+    let mut drawn: HashMap<&str, i64> = HashMap::new();
     for item in items {
         ids.push(item.aggregate_id.as_str());
         sequences.push(match item.sequence {
-            Sequence::At(sequence) => Some(sequence),
-            Sequence::Next => None,
+            Sequence::At(sequence) => sequence,
+            Sequence::Next => {
+                let next = drawn
+                    .entry(item.aggregate_id.as_str())
+                    .or_insert_with(|| last.get(&item.aggregate_id).copied().unwrap_or(0));
+                *next += 1;
+                *next
+            }
         });
         types.push(item.event.event_type());
         versions.push(item.event.event_version());
@@ -298,10 +332,7 @@ pub async fn append<A: Aggregate>(
     }
     let positions: Vec<i64> = sqlx::query_scalar(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         SELECT $1, u.id, \
-                COALESCE(u.seq, (SELECT COALESCE(max(e.sequence), 0) + 1 FROM events e \
-                                 WHERE e.aggregate_type = $1 AND e.aggregate_id = u.id)), \
-                u.ty, u.version, u.payload, $7 \
+         SELECT $1, u.id, u.seq, u.ty, u.version, u.payload, $7 \
          FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[]) \
               AS u(id, seq, ty, version, payload) \
          RETURNING global_position",
