@@ -5,7 +5,9 @@
 //!
 //! Every setting has a default except the operator key: without one, nobody
 //! can act as operator (a random key is generated and never shown, so an
-//! unconfigured install is closed, not open).
+//! unconfigured install is closed, not open). Nor has the secrets key:
+//! without one, no webhook secret can be set, so none is ever stored
+//! unsealed, and deliveries are refused.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -30,7 +32,56 @@ pub struct Settings {
     /// `None` when `SEXTANT_LLM_URL` is unset: documents are then read by
     /// the deterministic extractor, offline.
     pub llm: Option<crate::llm::LlmSettings>,
+    /// How long slow clients may hold a connection, and how many may.
+    pub http: HttpSettings,
+    /// Seals webhook secrets at rest (`SEXTANT_SECRETS_KEY`). `None`: no
+    /// webhook secret can be set (503) and every delivery is 401.
+    pub secrets_key: Option<crate::secrets::SecretsKey>,
 }
+
+/// Bounds on what one HTTP client may hold (docs/operations.md): a client
+/// that trickles its headers or body, keeps an idle connection, or opens
+/// connections by the thousand ties up only what these allow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// From a connection's first byte (or its opening) to the end of a
+    /// request's headers.
+    pub header_timeout: Duration,
+    /// From the end of the headers to the end of the body.
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// From the end of the headers to the answer, the body included.
+    pub request_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
+            body_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
+            idle_timeout: Duration::from_millis(DEFAULT_IDLE_TIMEOUT_MS),
+            request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
+            max_connections: DEFAULT_MAX_CONNECTIONS as usize,
+        }
+    }
+}
+
+/// Generous for an API client on a slow link; short enough that a
+/// slowloris needs a connection every few seconds.
+const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+/// A 4 MiB batch or document at about 1 Mbit/s.
+const DEFAULT_BODY_TIMEOUT_MS: u64 = 30_000;
+/// Long enough for a client's pool to reuse its connections between
+/// batches; pools retry a request that meets a connection closed idle.
+const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// A document's three LLM attempts at the default 20 s each, with backoff.
+const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 90_000;
+/// Well below the usual 1024 open files per process, leaving room for the
+/// pool, NATS and the logs.
+const DEFAULT_MAX_CONNECTIONS: u32 = 512;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamSettings {
@@ -180,6 +231,37 @@ pub struct SettingsArgs {
     #[arg(long, env = "SEXTANT_LLM_TIMEOUT_MS", value_name = "SEXTANT_LLM_TIMEOUT_MS",
           default_value_t = 20_000.0, value_parser = non_negative)]
     llm_timeout_ms: f64,
+    /// How long a client may take to send a request's headers, in
+    /// milliseconds, from its first byte (or the connection's opening).
+    #[arg(long, env = "SEXTANT_HTTP_HEADER_TIMEOUT_MS", value_name = "SEXTANT_HTTP_HEADER_TIMEOUT_MS",
+          default_value_t = DEFAULT_HEADER_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    http_header_timeout_ms: u64,
+    /// How long a client may take to send a request's body, in
+    /// milliseconds, from the end of its headers (then 408).
+    #[arg(long, env = "SEXTANT_HTTP_BODY_TIMEOUT_MS", value_name = "SEXTANT_HTTP_BODY_TIMEOUT_MS",
+          default_value_t = DEFAULT_BODY_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    http_body_timeout_ms: u64,
+    /// How long a keep-alive connection may wait for its next request, in
+    /// milliseconds, before it is closed.
+    #[arg(long, env = "SEXTANT_HTTP_IDLE_TIMEOUT_MS", value_name = "SEXTANT_HTTP_IDLE_TIMEOUT_MS",
+          default_value_t = DEFAULT_IDLE_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    http_idle_timeout_ms: u64,
+    /// How long a request may take from the end of its headers to its
+    /// answer, in milliseconds (then 408 while the body is still coming,
+    /// else 503).
+    #[arg(long, env = "SEXTANT_HTTP_REQUEST_TIMEOUT_MS", value_name = "SEXTANT_HTTP_REQUEST_TIMEOUT_MS",
+          default_value_t = DEFAULT_REQUEST_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    http_request_timeout_ms: u64,
+    /// Most connections served at once; further ones wait, unaccepted,
+    /// until one closes.
+    #[arg(long, env = "SEXTANT_HTTP_MAX_CONNECTIONS", value_name = "SEXTANT_HTTP_MAX_CONNECTIONS",
+          default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    http_max_connections: u32,
+    /// 32 bytes, as 64 hex digits or base64, that seal webhook secrets at
+    /// rest (unset: webhook secrets cannot be set and deliveries are 401).
+    #[arg(long, env = "SEXTANT_SECRETS_KEY", value_name = "SEXTANT_SECRETS_KEY",
+          hide_env_values = true, value_parser = crate::secrets::SecretsKey::parse)]
+    secrets_key: Option<crate::secrets::SecretsKey>,
 }
 
 fn operator_key(text: &str) -> Result<String, String> {
@@ -244,6 +326,14 @@ impl SettingsArgs {
             },
             min_position_wait: Duration::from_secs(5),
             llm,
+            http: HttpSettings {
+                header_timeout: Duration::from_millis(self.http_header_timeout_ms),
+                body_timeout: Duration::from_millis(self.http_body_timeout_ms),
+                idle_timeout: Duration::from_millis(self.http_idle_timeout_ms),
+                request_timeout: Duration::from_millis(self.http_request_timeout_ms),
+                max_connections: self.http_max_connections as usize,
+            },
+            secrets_key: self.secrets_key,
         }
     }
 }
@@ -433,5 +523,52 @@ mod tests {
             .expect("LLM settings");
         assert_eq!(llm.model, "gpt-4o-mini");
         assert_eq!(llm.timeout, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn the_secrets_key_is_32_bytes_in_hex_or_base64_and_never_shown() {
+        assert!(settings(&[]).expect("defaults").secrets_key.is_none());
+        let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let s = settings(&[("SEXTANT_SECRETS_KEY", hex)]).expect("a hex key");
+        assert!(s.secrets_key.is_some());
+        assert!(!format!("{s:?}").contains(hex));
+        let base64 = "ABEiM0RVZneImaq7zN3u/wARIjNEVWZ3iJmqu8zd7v8=";
+        let from_base64 = settings(&[("SEXTANT_SECRETS_KEY", base64)])
+            .expect("a base64 key")
+            .secrets_key
+            .map(|k| k.id().to_owned());
+        assert_eq!(from_base64, s.secrets_key.map(|k| k.id().to_owned()));
+        for bad in ["too-short", &hex[..60]] {
+            let err = settings(&[("SEXTANT_SECRETS_KEY", bad)]).err();
+            assert_eq!(err.map(|e| e.name).as_deref(), Some("SEXTANT_SECRETS_KEY"));
+        }
+        let help = SettingsOnly::command().render_long_help().to_string();
+        assert!(help.contains("[env: SEXTANT_SECRETS_KEY"), "{help}");
+    }
+
+    #[test]
+    fn http_bounds_have_defaults_and_refuse_zero_by_name() {
+        assert_eq!(
+            settings(&[]).expect("defaults").http,
+            HttpSettings::default()
+        );
+        let http = settings(&[
+            ("SEXTANT_HTTP_HEADER_TIMEOUT_MS", "250"),
+            ("SEXTANT_HTTP_MAX_CONNECTIONS", "3"),
+        ])
+        .expect("small bounds")
+        .http;
+        assert_eq!(http.header_timeout, Duration::from_millis(250));
+        assert_eq!(http.max_connections, 3);
+        for name in [
+            "SEXTANT_HTTP_HEADER_TIMEOUT_MS",
+            "SEXTANT_HTTP_BODY_TIMEOUT_MS",
+            "SEXTANT_HTTP_IDLE_TIMEOUT_MS",
+            "SEXTANT_HTTP_REQUEST_TIMEOUT_MS",
+            "SEXTANT_HTTP_MAX_CONNECTIONS",
+        ] {
+            let err = settings(&[(name, "0")]).err();
+            assert_eq!(err.map(|e| e.name).as_deref(), Some(name));
+        }
     }
 }

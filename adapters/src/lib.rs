@@ -25,6 +25,7 @@ pub mod keys;
 pub mod llm;
 pub mod relay;
 pub mod retry;
+pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod stream;

@@ -1,8 +1,12 @@
 //! What both service binaries share: the command line (every setting as a
 //! flag with its environment variable, `--version`, and a subcommand of the
-//! binary's own) and start-up (telemetry, the pool, migrations). Serving is
+//! binary's own), start-up (telemetry, the pool, migrations) and how a
+//! binary ends on an error ([`exit_on_error`]). Serving is
 //! [`crate::http::service`] and [`crate::http::serve`].
 
+use std::process::ExitCode;
+
+use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use sqlx::PgPool;
 
@@ -38,8 +42,44 @@ impl<C: Subcommand> Cli<C> {
 pub async fn start(settings: &Settings) -> anyhow::Result<PgPool> {
     telemetry::init_tracing(&settings.log_filter, settings.log_format)?;
     let pool = db::pool(settings)?;
-    db::migrate(&pool).await?;
+    db::migrate(&pool).await.with_context(|| {
+        format!(
+            "applying the migrations to the database at DATABASE_URL ({})",
+            database_place(settings.database_url())
+        )
+    })?;
     Ok(pool)
+}
+
+/// Host, port and database of a Postgres URL, without its credentials.
+fn database_place(url: &str) -> String {
+    match db::connect_options(url) {
+        Ok(options) => format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        ),
+        Err(_) => "a URL that does not parse".into(),
+    }
+}
+
+/// How a binary ends: 0 on success; on an error, one line on stderr,
+/// `error: ` and the error with its causes (`{err:#}`), and exit code 1.
+/// Returning the error from `main` instead would print its `Debug` form
+/// (a Rust struct, with a backtrace when `RUST_BACKTRACE` is set).
+pub fn exit_on_error(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("{}", error_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn error_line(err: &anyhow::Error) -> String {
+    format!("error: {err:#}")
 }
 
 #[cfg(test)]
@@ -68,6 +108,25 @@ mod tests {
         );
         let refused = Cli::<Command>::try_parse_from(["sextant-command", "--no-such-flag"]);
         assert!(refused.is_err());
+    }
+
+    #[test]
+    fn an_error_is_one_line_with_its_causes_and_no_debug_form() {
+        let err = anyhow::Error::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ))
+        .context("cannot reach the database");
+        assert_eq!(
+            error_line(&err),
+            "error: cannot reach the database: connection refused"
+        );
+    }
+
+    #[test]
+    fn the_database_is_named_without_its_password() {
+        let place = database_place("postgres://sextant:hunter2@db.internal:6432/sextant");
+        assert_eq!(place, "db.internal:6432/sextant");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One place for telemetry: tracing subscribers (pretty for people, JSON in
-//! production) and the process-wide Prometheus recorder.
+//! production; on stdout) and the process-wide Prometheus recorder.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -11,10 +12,19 @@ use crate::config::{ConfigError, LogFormat};
 /// Installs the global tracing subscriber. Safe to call more than once (tests
 /// start several apps in one process): later calls do nothing. A filter that
 /// does not parse is an error naming `SEXTANT_LOG`, so a typo fails the
-/// start instead of logging at a level nobody chose.
+/// start instead of logging at a level nobody chose. Colours only on a
+/// terminal, and not there either when `NO_COLOR` is set: a log piped to a
+/// file or a collector holds no escape codes.
 pub fn init_tracing(filter: &str, format: LogFormat) -> Result<(), ConfigError> {
     let filter = log_filter(filter)?;
-    let builder = fmt().with_env_filter(filter).with_target(true);
+    let ansi = colours(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => builder
             .json()
@@ -25,6 +35,12 @@ pub fn init_tracing(filter: &str, format: LogFormat) -> Result<(), ConfigError> 
         LogFormat::Pretty => builder.compact().try_init(),
     };
     Ok(())
+}
+
+/// Whether logs are coloured: on a terminal, unless `NO_COLOR` is set to
+/// anything but the empty string (<https://no-color.org>).
+fn colours(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// Parses a log filter (`tracing` `EnvFilter` syntax), as `SEXTANT_LOG`.
@@ -87,6 +103,18 @@ mod tests {
         ] {
             log_filter(filter).expect("a valid filter");
         }
+    }
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colours(true, None));
+        assert!(colours(true, Some(OsStr::new(""))));
+        assert!(!colours(true, Some(OsStr::new("1"))));
+        assert!(
+            !colours(false, None),
+            "a pipe or a file gets no escape codes"
+        );
     }
 
     #[test]

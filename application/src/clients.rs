@@ -1,7 +1,8 @@
 //! Clients: registration, profile, API keys, webhook secrets, sending
 //! resources, suspension. Each is a command on the Client aggregate; keys
 //! and secrets also have an after-commit write of their own, so that they
-//! take effect before the stream delivers the event.
+//! take effect before the stream delivers the event. A suspended client's
+//! keys may not issue keys ([`Caller::may_change`]).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -63,7 +64,10 @@ pub struct UpdateClient {
     pub company_size: Option<CompanySize>,
     pub region: Option<Region>,
     pub permission_mode: Option<PermissionMode>,
-    pub autopilot_confidence_threshold: Option<ConfidenceThreshold>,
+    /// The name reads and events use; `autopilot_confidence_threshold`, the
+    /// name this field had first, is read as the same field.
+    #[serde(alias = "autopilot_confidence_threshold")]
+    pub autopilot_threshold: Option<ConfidenceThreshold>,
     pub data_sharing_consent: Option<bool>,
 }
 
@@ -82,7 +86,7 @@ pub async fn update(
             region: input.region,
         },
         permission_mode: input.permission_mode,
-        autopilot_threshold: input.autopilot_confidence_threshold,
+        autopilot_threshold: input.autopilot_threshold,
         data_sharing_consent: input.data_sharing_consent,
     };
     Ok(execute(&app.clients, client_id, caller, command)
@@ -113,6 +117,7 @@ pub async fn issue_key(
     client_id: Uuid,
     input: IssueKey,
 ) -> Result<IssuedKey> {
+    app.changeable_client(client_id, caller).await?;
     let minted = keys::mint();
     let command = ClientCommand::IssueApiKey {
         key_id: minted.key_id,
@@ -175,6 +180,10 @@ pub struct SecretSet {
     pub position: i64,
 }
 
+/// Sets the client's secret for `provider`. The secret is stored sealed
+/// under the secrets key, bound to the client and provider
+/// ([`webhook_secret_context`]); the event carries only a fingerprint keyed
+/// by the same key. Without a secrets key nothing is stored: 503.
 pub async fn set_webhook_secret(
     app: &App,
     caller: &Caller,
@@ -186,7 +195,20 @@ pub async fn set_webhook_secret(
     if secret.len() < 16 || secret.len() > 512 {
         return Err(Problem::invalid_field("secret", "must be 16 to 512 characters").into());
     }
-    let fingerprint = keys::sha256_hex(secret)[..16].to_owned();
+    let Some(key) = &app.secrets_key else {
+        return Err(Problem::unavailable(
+            "webhook secrets cannot be stored: the command API has no SEXTANT_SECRETS_KEY \
+             (see docs/operations.md, Secrets at rest)",
+        )
+        .into());
+    };
+    let sealed = key
+        .seal(
+            secret.as_bytes(),
+            &webhook_secret_context(client_id, provider),
+        )
+        .map_err(|e| Problem::invalid_field("secret", e.to_string()))?;
+    let fingerprint = key.fingerprint(secret.as_bytes());
     let command = ClientCommand::SetWebhookSecret {
         provider,
         fingerprint: fingerprint.clone(),
@@ -194,15 +216,17 @@ pub async fn set_webhook_secret(
     let committed = execute(&app.clients, client_id, caller, command).await?;
     // The secret itself stays out of the event log. Written after the event
     // commits; should this write fail the caller gets an error and retries
-    // (the command is idempotent), and webhook checks compare fingerprints,
-    // so a half-done change never verifies with a stale secret.
+    // (the command is idempotent), and a delivery is verified only with the
+    // secret stored here, never with one the event merely names.
     sqlx::query(
-        "INSERT INTO webhook_secrets (client_id, provider, secret) VALUES ($1, $2, $3) \
-         ON CONFLICT (client_id, provider) DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()",
+        "INSERT INTO webhook_secrets (client_id, provider, sealed, key_id) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (client_id, provider) DO UPDATE SET sealed = EXCLUDED.sealed, \
+              key_id = EXCLUDED.key_id, updated_at = now()",
     )
     .bind(client_id)
     .bind(provider.as_str())
-    .bind(secret)
+    .bind(&sealed)
+    .bind(key.id())
     .execute(&app.pool)
     .await?;
     Ok(SecretSet {
@@ -210,6 +234,12 @@ pub async fn set_webhook_secret(
         fingerprint,
         position: committed.position,
     })
+}
+
+/// What a sealed webhook secret is bound to: it opens only for the client
+/// and provider it was set for.
+pub fn webhook_secret_context(client_id: Uuid, provider: Provider) -> Vec<u8> {
+    format!("webhook secret\n{client_id}\n{}", provider.as_str()).into_bytes()
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,7 +1,11 @@
 //! The context ledger's use cases: propose an update, approve / modify /
 //! reject it, roll back; and the document pathway (a document kept out of
-//! the log, its insights proposed as an update). Routing by permission mode,
-//! staleness and the version hashes are the ClientContext aggregate's own.
+//! the log, its insights proposed as an update whose values are kept by
+//! reference, erasable: [`crate::insights`]). Who may propose what, routing
+//! by permission mode, staleness and the version hashes are the
+//! ClientContext aggregate's own: the use cases pass it the caller as a
+//! [`Proposer`](sextant_domain::context::Proposer). A suspended client's keys
+//! may change nothing here ([`Caller::may_change`]).
 
 use std::time::Duration;
 
@@ -13,11 +17,12 @@ use uuid::Uuid;
 use sextant_adapters::http::Problem;
 use sextant_adapters::store::Committed;
 use sextant_domain::context::{
-    extract, ContextCommand, ContextEvent, DocumentSource, Insights, Policy, Source, UpdateStatus,
+    extract, json, refs, ContextCommand, ContextError, ContextEvent, DocumentSource, Insights,
+    Policy, Source, UpdateStatus, MAX_DOCUMENT_BYTES,
 };
 use sextant_domain::values::{Confidence, DocumentKey, Note, Rationale, Reason, Title};
 
-use crate::{execute, App, Caller, Result};
+use crate::{execute, ApiError, App, Caller, DomainRefusal, Result};
 
 /// The longest document, in characters.
 pub const MAX_DOCUMENT_CHARS: usize = 1_000_000;
@@ -76,7 +81,7 @@ pub async fn propose(
     client_id: Uuid,
     input: ProposeUpdate,
 ) -> Result<Proposed> {
-    let client = app.registered_client(client_id).await?;
+    let client = app.changeable_client(client_id, caller).await?;
     let update_id = Uuid::now_v7();
     let evidence = if input.evidence.is_null() {
         json!({})
@@ -95,6 +100,7 @@ pub async fn propose(
             mode: client.permission_mode(),
             threshold: client.autopilot_threshold(),
         },
+        proposer: caller.proposer(),
     };
     let committed = execute(&app.context, client_id, caller, command).await?;
     let version = new_version(&committed);
@@ -117,6 +123,7 @@ pub async fn approve(
     update_id: Uuid,
     note: Option<Note>,
 ) -> Result<Versioned> {
+    app.changeable_client(client_id, caller).await?;
     let command = ContextCommand::ApproveUpdate { update_id, note };
     Ok(execute(&app.context, client_id, caller, command)
         .await?
@@ -137,6 +144,7 @@ pub async fn modify(
     update_id: Uuid,
     input: Modify,
 ) -> Result<Versioned> {
+    app.changeable_client(client_id, caller).await?;
     let command = ContextCommand::ModifyUpdate {
         update_id,
         patch: input.patch,
@@ -161,6 +169,7 @@ pub async fn reject(
     update_id: Uuid,
     input: Reject,
 ) -> Result<i64> {
+    app.changeable_client(client_id, caller).await?;
     let command = ContextCommand::RejectUpdate {
         update_id,
         reason: input.reason,
@@ -183,7 +192,7 @@ pub async fn roll_back(
     client_id: Uuid,
     input: RollBack,
 ) -> Result<Versioned> {
-    app.registered_client(client_id).await?;
+    app.changeable_client(client_id, caller).await?;
     let target = historic_document(app, client_id, input.to_version).await?;
     let command = ContextCommand::RollBack {
         to_version: input.to_version,
@@ -199,6 +208,11 @@ pub async fn roll_back(
 /// little for it (versions never change once written). The aggregate checks
 /// it against the version's recorded hash.
 async fn historic_document(app: &App, client_id: Uuid, version: u64) -> Result<Option<Value>> {
+    // Version 0 is the empty document every client starts from: in no
+    // table, and the query side shows it all the same.
+    if version == 0 {
+        return Ok(Some(json!({})));
+    }
     let Ok(version) = i64::try_from(version) else {
         return Ok(None);
     };
@@ -272,10 +286,16 @@ pub async fn capture_document(
         )
         .into());
     }
-    if input.captured_at > Utc::now() + chrono::Duration::minutes(5) {
-        return Err(Problem::invalid_field("captured_at", "must not be in the future").into());
-    }
-    app.registered_client(client_id).await?;
+    // The window of sends and outcomes, with 5 minutes of skew: nothing
+    // Postgres cannot store reaches the log, where the projection would
+    // have to park on it.
+    sextant_domain::send::input::check_time(
+        input.captured_at,
+        Utc::now(),
+        chrono::Duration::minutes(5),
+    )
+    .map_err(|message| Problem::invalid_field("captured_at", message))?;
+    app.changeable_client(client_id, caller).await?;
     let content_hash = sextant_adapters::keys::sha256_hex(&input.content);
     let context = app.context.load(&client_id.to_string()).await?;
     if context.document_hash(input.key.as_str()) == Some(content_hash.as_str()) {
@@ -301,14 +321,25 @@ pub async fn capture_document(
     .await?;
     let (patch, extractor) = read_insights(app, client_id, &input.content).await;
     let update_id = Uuid::now_v7();
+    // What the document says goes into the log only by reference: the
+    // values are kept, erasable, before the command that refers to them.
+    let mut kept = Vec::new();
     let insights = match patch {
-        Some(patch) => Some(Insights {
-            update_id,
-            patch,
-            rationale: Rationale::try_from(format!("insights from document \"{}\"", input.title))
-                .map_err(|e| Problem::invalid_field("title", e))?,
-            extractor: extractor.clone(),
-        }),
+        Some(patch) => {
+            let rationale =
+                Rationale::try_from(format!("insights from document \"{}\"", input.title))
+                    .map_err(|e| Problem::invalid_field("title", e))?;
+            within_size(app, client_id, context.document(), &patch).await?;
+            let (patch, values) = refs::by_reference(&patch, Uuid::now_v7);
+            crate::insights::keep(&app.pool, client_id, &content_hash, &values).await?;
+            kept = values;
+            Some(Insights {
+                update_id,
+                patch,
+                rationale,
+                extractor: extractor.clone(),
+            })
+        }
         None => None,
     };
     let has_insights = insights.is_some();
@@ -319,20 +350,52 @@ pub async fn capture_document(
         content_hash: content_hash.clone(),
         captured_at: input.captured_at,
         insights,
+        proposer: caller.proposer(),
     };
-    let committed = execute(&app.context, client_id, caller, command).await?;
+    let committed = match execute(&app.context, client_id, caller, command).await {
+        Ok(committed) => committed,
+        // A refusal wrote no event: nothing refers to the values. (Any
+        // other failure may come after the commit; the values stay.)
+        Err(err @ ApiError::Problem(_)) => {
+            if let Err(forget) = crate::insights::forget(&app.pool, client_id, &kept).await {
+                tracing::warn!(error = %forget, "the insights of a refused document stay stored");
+            }
+            return Err(err);
+        }
+        Err(err) => return Err(err),
+    };
     let version = new_version(&committed);
     Ok(Captured {
         changed: true,
         content_hash,
         extractor: Some(extractor),
+        // Applied at once, or pending when an ingest key captured it.
         update: has_insights.then_some(DocumentUpdate {
             update_id,
-            status: UpdateStatus::Applied,
+            status: if version.is_some() {
+                UpdateStatus::Applied
+            } else {
+                UpdateStatus::Pending
+            },
             version,
         }),
         position: committed.position,
     })
+}
+
+/// Refuses insights that would take the document, values resolved, past
+/// [`MAX_DOCUMENT_BYTES`]: the aggregate, which holds references, cannot
+/// tell how large the values are.
+async fn within_size(app: &App, client_id: Uuid, current: &Value, patch: &Value) -> Result<()> {
+    let mut document = crate::insights::resolve(&app.pool, client_id, current).await?;
+    json::merge_patch(&mut document, patch);
+    let bytes = serde_json::to_vec(&document).map_or(usize::MAX, |b| b.len());
+    if bytes > MAX_DOCUMENT_BYTES {
+        return Err(ApiError::Problem(
+            ContextError::DocumentTooLarge { bytes }.problem(),
+        ));
+    }
+    Ok(())
 }
 
 /// Insights through the LLM when one is configured; the deterministic

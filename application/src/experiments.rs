@@ -104,6 +104,7 @@ pub async fn conclude(
                 mode: client.permission_mode(),
                 threshold: client.autopilot_threshold(),
             },
+            proposer: caller.proposer(),
         };
         // Its own command id: positions are found by it.
         position = app

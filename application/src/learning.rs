@@ -18,7 +18,9 @@ use uuid::Uuid;
 
 use sextant_adapters::store::{CommandError, CommandMeta, CommandStore};
 use sextant_domain::client::Client;
-use sextant_domain::context::{ClientContext, ContextCommand, ContextError, Policy, Source};
+use sextant_domain::context::{
+    ClientContext, ContextCommand, ContextError, Policy, Proposer, Source,
+};
 use sextant_domain::learning::{
     pattern_rows, Family, Level, Metric, PatternRow, Verdict, BASELINE, PUBLISHED_BENCHMARKS,
 };
@@ -387,16 +389,31 @@ impl Engine {
                     let table =
                         platform_table(&self.pool, family, Metric::Reply, industry.as_deref())
                             .await?;
+                    // A withheld table (k-anonymity) has nothing to learn from.
+                    let Some(baseline_sends) = table.baseline_sends else {
+                        continue;
+                    };
                     for row in significant(
                         &table
                             .rows
                             .iter()
                             .map(|r| r.stats.clone())
                             .collect::<Vec<_>>(),
-                        table.baseline_sends,
+                        baseline_sends,
                         self.thresholds,
                     ) {
-                        candidates.push((family, row, table.contributing_clients));
+                        // The evidence names the clients behind the row
+                        // itself: each of at least five with fifty sends of
+                        // its key, as the platform table shows it.
+                        let Some(clients) = table
+                            .rows
+                            .iter()
+                            .find(|r| r.stats.key == row.key)
+                            .map(|r| r.clients)
+                        else {
+                            continue;
+                        };
+                        candidates.push((family, row, clients));
                     }
                 }
                 if candidates.is_empty() {
@@ -508,6 +525,7 @@ impl Engine {
             evidence,
             confidence,
             policy,
+            proposer: Proposer::System,
         };
         let meta = CommandMeta::new(
             client_id,

@@ -8,6 +8,8 @@
 //! - [`clients`]: registration, profile, API keys, webhook secrets, sending
 //!   resources, suspension.
 //! - [`context`]: context updates and their review, rollback, documents.
+//! - [`insights`]: the values a document's insights put into the context,
+//!   kept by reference out of the log, erasable.
 //! - [`sends`]: batched ingest of sends and outcomes, send authorisation,
 //!   erasure of a lead's personal data.
 //! - [`webhooks`]: provider deliveries: verified, deduplicated, mapped onto
@@ -21,12 +23,16 @@
 //!
 //! [`App`] holds what the use cases share: the pool, the command stores of
 //! the aggregates cqrs-es runs, and the LLM client. [`Caller`] says who acts
-//! and as part of what; every event a use case writes carries both.
+//! and as part of what; every event a use case writes carries both. For a
+//! caller of the HTTP APIs it also holds the key, whose role the rules of
+//! the use cases weigh (who may change the context without review; what a
+//! suspended client's keys may still do).
 #![forbid(unsafe_code)]
 
 pub mod clients;
 pub mod context;
 pub mod experiments;
+pub mod insights;
 pub mod learning;
 pub mod platform;
 pub mod read_model;
@@ -37,11 +43,13 @@ use std::sync::Arc;
 
 use sextant_adapters::http::{Principal, Problem};
 use sextant_adapters::llm::LlmClient;
+use sextant_adapters::secrets::SecretsKey;
 use sextant_adapters::store::{CommandMeta, CommandStore, Committed, Writer};
 use sextant_domain::client::Client;
-use sextant_domain::context::ClientContext;
+use sextant_domain::context::{ClientContext, Proposer};
 use sextant_domain::experiment::Experiment;
 use sextant_domain::metadata::Actor;
+use sextant_domain::values::{ClientStatus, Role};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -63,6 +71,8 @@ pub struct App {
     pub experiments: Arc<CommandStore<Experiment>>,
     /// `None`: documents are read by the deterministic extractor, offline.
     pub llm: Option<Arc<LlmClient>>,
+    /// Seals webhook secrets at rest; `None`: none can be set or verified.
+    pub secrets_key: Option<SecretsKey>,
 }
 
 impl App {
@@ -72,7 +82,16 @@ impl App {
             context: CommandStore::with_snapshots(pool.clone(), (), CONTEXT_SNAPSHOT_EVERY),
             experiments: CommandStore::new(pool.clone(), ()),
             llm: llm.map(Arc::new),
+            secrets_key: None,
             pool,
+        }
+    }
+
+    /// With the key that seals webhook secrets (`SEXTANT_SECRETS_KEY`).
+    pub fn with_secrets_key(self, secrets_key: Option<SecretsKey>) -> Self {
+        Self {
+            secrets_key,
+            ..self
         }
     }
 
@@ -86,6 +105,14 @@ impl App {
             Err(Problem::client_not_found().into())
         }
     }
+
+    /// The client, which must exist and which `caller` may change
+    /// ([`Caller::may_change`]).
+    pub async fn changeable_client(&self, client_id: Uuid, caller: &Caller) -> Result<Client> {
+        let client = self.registered_client(client_id).await?;
+        caller.may_change(&client)?;
+        Ok(client)
+    }
 }
 
 /// Who acts, and as part of what (the correlation id of the request or
@@ -94,6 +121,10 @@ impl App {
 pub struct Caller {
     pub actor: Actor,
     pub correlation_id: String,
+    /// The authenticated key of a caller of the HTTP APIs, whose role the
+    /// use cases' own rules weigh; `None` for Sextant's own workflows and
+    /// provider webhooks.
+    pub principal: Option<Principal>,
 }
 
 impl Caller {
@@ -101,12 +132,42 @@ impl Caller {
         Self {
             actor,
             correlation_id: correlation_id.into(),
+            principal: None,
         }
     }
 
     /// An authenticated caller of the HTTP APIs.
     pub fn principal(principal: &Principal, correlation_id: impl Into<String>) -> Self {
-        Self::new(principal.actor(), correlation_id)
+        Self {
+            principal: Some(principal.clone()),
+            ..Self::new(principal.actor(), correlation_id)
+        }
+    }
+
+    /// Who proposes, for the context ledger's permission rule.
+    pub fn proposer(&self) -> Proposer {
+        match (&self.principal, self.actor) {
+            (Some(Principal::Operator), _) | (None, Actor::Operator) => Proposer::Operator,
+            (Some(Principal::Key { role, .. }), _) => Proposer::Key(*role),
+            (None, Actor::System(_)) => Proposer::System,
+            // A key whose role is not known, or a webhook: the least a key
+            // may do.
+            (None, Actor::Key(_) | Actor::Webhook(_)) => Proposer::Key(Role::Reader),
+        }
+    }
+
+    /// A suspended client's keys may not change its context or issue keys
+    /// (403); the operator, and Sextant itself, still may.
+    pub fn may_change(&self, client: &Client) -> Result<()> {
+        let key = matches!(self.proposer(), Proposer::Key(_));
+        if key && client.status() == ClientStatus::Suspended {
+            return Err(Problem::forbidden(
+                "the client is suspended: its keys may not change its context or issue keys \
+                 until the operator reactivates it",
+            )
+            .into());
+        }
+        Ok(())
     }
 
     /// Metadata of a command on one of `client_id`'s aggregates.

@@ -3,6 +3,11 @@
 //! best_practices`, so it applies at once, or waits for review under the
 //! manual permission mode). Every effect is an event in each client's
 //! context.
+//!
+//! A practice is approved from a platform row, not from the operator's
+//! word alone: the row of its family and key must be shown by the platform
+//! table (k-anonymity), clear the thresholds the suggestion engine acts on
+//! ([`learning::significant`]) and point the way of the verdict.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -11,9 +16,12 @@ use uuid::Uuid;
 use sextant_adapters::http::Problem;
 use sextant_adapters::store::CommandError;
 use sextant_domain::context::{ContextCommand, ContextError, ContextEvent, Policy, Source};
-use sextant_domain::learning::{Family, Verdict};
+use sextant_domain::learning::{Family, Metric, Verdict};
+use sextant_domain::stats::format_p;
 use sextant_domain::values::{Note, Rationale};
 
+use crate::learning::{self, Thresholds};
+use crate::read_model::platform::platform_table;
 use crate::{App, Caller, Result};
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +60,70 @@ pub struct Spread {
     pub position: i64,
 }
 
+/// The metric platform practices are judged on: the one the suggestion
+/// engine's platform priors use.
+const PRACTICE_METRIC: Metric = Metric::Reply;
+
+/// Whether the platform row of `family` and `key` supports `verdict`: shown
+/// (enough consenting clients), significant, and the same way round.
+async fn supported(app: &App, family: Family, key: &str, verdict: Verdict) -> Result<()> {
+    let table = platform_table(&app.pool, family, PRACTICE_METRIC, None).await?;
+    let query = format!(
+        "GET /v1/patterns/platform/{}?metric={}",
+        family.as_str(),
+        PRACTICE_METRIC.as_str()
+    );
+    let Some(baseline_sends) = table.baseline_sends else {
+        return Err(Problem::invalid_field(
+            "key",
+            format!("the platform table ({query}) is withheld: a practice needs a platform row"),
+        )
+        .into());
+    };
+    let Some(row) = table.rows.iter().find(|r| r.stats.key == key) else {
+        return Err(Problem::invalid_field(
+            "key",
+            format!(
+                "no platform row has this key ({query} shows only keys enough consenting clients sent): a practice needs one"
+            ),
+        )
+        .into());
+    };
+    let thresholds = Thresholds::default();
+    if learning::significant(std::slice::from_ref(&row.stats), baseline_sends, thresholds)
+        .is_empty()
+    {
+        return Err(Problem::invalid_field(
+            "key",
+            format!(
+                "its platform row is not significant: lift {:.2}, q = {}, {} sends against {} in all \
+                 (a practice needs q below {}, {} sends on each side and a lift at least {:.0}% from 1)",
+                row.stats.lift,
+                format_p(row.stats.q),
+                row.stats.sends,
+                baseline_sends,
+                thresholds.fdr,
+                thresholds.min_sample,
+                thresholds.min_relative_lift * 100.0
+            ),
+        )
+        .into());
+    }
+    let shown = Verdict::of_lift(row.stats.lift);
+    if shown != verdict {
+        return Err(Problem::invalid_field(
+            "verdict",
+            format!(
+                "its platform row says {} (lift {:.2})",
+                shown.as_str(),
+                row.stats.lift
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 pub async fn approve_practice(app: &App, caller: &Caller, input: Practice) -> Result<Spread> {
     let family = input.family;
     let verdict = Verdict::from(input.verdict);
@@ -61,6 +133,7 @@ pub async fn approve_practice(app: &App, caller: &Caller, input: Practice) -> Re
             Problem::invalid_field("key", "must be a pattern key such as cta=meeting").into(),
         );
     }
+    supported(app, family, key, verdict).await?;
     let sharing: Vec<Uuid> = sqlx::query_scalar(
         "SELECT client_id FROM clients_view WHERE data_sharing_consent ORDER BY client_id",
     )
@@ -88,6 +161,7 @@ pub async fn approve_practice(app: &App, caller: &Caller, input: Practice) -> Re
                 mode: client.permission_mode(),
                 threshold: client.autopilot_threshold(),
             },
+            proposer: caller.proposer(),
         };
         match app
             .context

@@ -2,7 +2,11 @@
 //!
 //! Authenticated by the provider's signature with the client's secret (or,
 //! for providers that sign nothing, the secret itself accompanying the
-//! call); a bad, missing or stale signature is 401 and writes nothing.
+//! call); a bad, missing or stale signature is 401 and writes nothing, and
+//! so is a delivery for a client that does not exist or has no secret for
+//! the provider, with the same answer ([`UNAUTHORIZED`]) after the same
+//! work. Secrets are kept sealed (`sextant_adapters::secrets`) and opened
+//! per delivery.
 //! Deliveries are deduplicated by the provider's delivery id (or a hash of
 //! the body). What maps becomes canonical sends and outcomes through the
 //! same batched write path as the ingest API; what does not is kept in the
@@ -30,19 +34,26 @@ use crate::{App, Caller, Result};
 pub enum Received {
     /// Seen before: nothing written again.
     Duplicate { position: i64 },
-    /// Nothing in it could be mapped; kept with the reason.
-    DeadLettered { reason: String, position: i64 },
+    /// Nothing in it could be mapped: kept whole as one dead letter
+    /// (`dead_lettered` 1, with the reason).
+    DeadLettered(Counts),
     /// Mapped and recorded, item by item.
     Recorded(Counts),
 }
 
-/// A mapped delivery's items, by what became of them.
+/// A delivery's items, by what became of them. One shape whatever became
+/// of the delivery: every count a number, the reason a text.
 #[derive(Debug, Default, Serialize)]
 pub struct Counts {
     pub sends: u64,
     pub outcomes: u64,
     pub duplicates: u64,
+    /// Items kept in the dead-letter table (1 for a delivery that could not
+    /// be mapped at all: the delivery itself).
     pub dead_lettered: u64,
+    /// Why they were dead-lettered; absent when nothing was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub position: i64,
 }
 
@@ -66,6 +77,48 @@ async fn dead_letter(
     Ok(())
 }
 
+/// The one answer to a delivery that does not verify, whatever the reason.
+pub const UNAUTHORIZED: &str = "the webhook's signature or secret does not match a secret \
+     of this client for this provider";
+
+/// The client's secret for `provider`, opened; `None` without one, without
+/// a secrets key, or when it was sealed under another key (then it must be
+/// set again) or is damaged.
+fn opened(
+    app: &App,
+    client_id: Uuid,
+    provider: Provider,
+    stored: Option<(Vec<u8>, String)>,
+) -> Option<String> {
+    let (sealed, key_id) = stored?;
+    let Some(key) = &app.secrets_key else {
+        tracing::warn!(%client_id, provider = provider.as_str(),
+            "a webhook secret is stored but SEXTANT_SECRETS_KEY is unset: the delivery is refused");
+        return None;
+    };
+    if key_id != key.id() {
+        tracing::warn!(%client_id, provider = provider.as_str(), sealed_under = %key_id,
+            "the webhook secret was sealed under another SEXTANT_SECRETS_KEY: set it again");
+        return None;
+    }
+    let opened = key.open(
+        &sealed,
+        &crate::clients::webhook_secret_context(client_id, provider),
+    );
+    if opened.is_none() {
+        tracing::warn!(%client_id, provider = provider.as_str(),
+            "the stored webhook secret does not open (damaged, or copied from another client): set it again");
+    }
+    opened.and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+/// A secret nobody knows, to verify against when there is none: a fresh
+/// random one per process.
+fn decoy_secret() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(sextant_adapters::keys::random_secret)
+}
+
 /// Receives one delivery of `provider` for `client_id`.
 pub async fn receive(
     app: &App,
@@ -74,19 +127,29 @@ pub async fn receive(
     request: &WebhookRequest<'_>,
     correlation_id: &str,
 ) -> Result<Received> {
-    let secret: Option<String> = sqlx::query_scalar(
-        "SELECT secret FROM webhook_secrets WHERE client_id = $1 AND provider = $2",
+    let stored: Option<(Vec<u8>, String)> = sqlx::query_as(
+        "SELECT sealed, key_id FROM webhook_secrets WHERE client_id = $1 AND provider = $2",
     )
     .bind(client_id)
     .bind(provider.as_str())
     .fetch_optional(&app.pool)
     .await?;
-    // An unknown client and a client without a secret for this provider
-    // look the same from outside: unauthorised.
-    let secret = secret
-        .ok_or_else(|| Problem::unauthorized("no webhook secret is set for this provider"))?;
-    webhooks::verify(provider, request, &secret, Utc::now())
-        .map_err(|e| Problem::unauthorized(format!("webhook signature: {e}")))?;
+    let secret = opened(app, client_id, provider, stored);
+    // An unknown client, a client without a secret for this provider and a
+    // wrong signature must not be told apart, by the answer or by its time:
+    // without a secret the delivery is verified all the same, against a
+    // decoy nobody knows, and every refusal says the same.
+    let against = match &secret {
+        Some(secret) => secret.as_str(),
+        None => decoy_secret(),
+    };
+    let verified = webhooks::verify(provider, request, against, Utc::now());
+    if secret.is_none() || verified.is_err() {
+        if let Err(reason) = &verified {
+            tracing::debug!(%client_id, provider = provider.as_str(), %reason, "webhook refused");
+        }
+        return Err(Problem::unauthorized(UNAUTHORIZED).into());
+    }
     app.registered_client(client_id).await?;
 
     // The hash is of the raw bytes, not of their lossy UTF-8 reading: two
@@ -119,7 +182,12 @@ pub async fn receive(
             dead_letter(app, client_id, provider, &reason, &text).await?;
             remember(app, client_id, provider, &delivery).await?;
             let position = sextant_adapters::db::head_position(&app.pool).await?;
-            return Ok(Received::DeadLettered { reason, position });
+            return Ok(Received::DeadLettered(Counts {
+                dead_lettered: 1,
+                reason: Some(reason),
+                position,
+                ..Counts::default()
+            }));
         }
     };
 
@@ -172,7 +240,9 @@ pub async fn receive(
     // events wrote 1.5 GB and took a minute, long past the provider's
     // timeout, so it retried and wrote it all again).
     if !invalid.is_empty() {
-        dead_letter(app, client_id, provider, &reasons(&invalid), &text).await?;
+        let reason = reasons(&invalid);
+        dead_letter(app, client_id, provider, &reason, &text).await?;
+        counts.reason = Some(reason);
     }
     remember(app, client_id, provider, &delivery).await?;
     Ok(Received::Recorded(counts))
@@ -251,21 +321,28 @@ async fn remember(app: &App, client_id: Uuid, provider: Provider, delivery: &str
 }
 
 /// A payload with the values of secret-bearing fields (Smartlead's
-/// `secret_key`, tokens) replaced, for storage.
+/// `secret_key`, tokens, signatures) and of secret-bearing query parameters
+/// in any URL it holds (`?secret=`, `token=`, `key=`, `signature=`)
+/// replaced, for storage. A payload that is not JSON has its query
+/// parameters redacted all the same.
 fn redact_secrets(text: &str) -> String {
     fn redact(value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {
                 for (key, v) in map.iter_mut() {
-                    let k = key.to_ascii_lowercase();
-                    if k.contains("secret") || k.contains("token") || k == "signature" {
-                        *v = json!("[redacted]");
+                    if secret_field(key) {
+                        *v = json!(REDACTED);
                     } else {
                         redact(v);
                     }
                 }
             }
             serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+            serde_json::Value::String(text) => {
+                if let std::borrow::Cow::Owned(redacted) = redact_parameters(text) {
+                    *text = redacted;
+                }
+            }
             _ => {}
         }
     }
@@ -274,8 +351,69 @@ fn redact_secrets(text: &str) -> String {
             redact(&mut value);
             value.to_string()
         }
-        Err(_) => text.to_owned(),
+        Err(_) => redact_parameters(text).into_owned(),
     }
+}
+
+const REDACTED: &str = "[redacted]";
+
+/// A JSON field that holds a secret, by its name.
+fn secret_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.contains("secret")
+        || name.contains("token")
+        || name.contains("password")
+        || name == "signature"
+        || name == "apikey"
+        || name.ends_with("api_key")
+        || name == "authorization"
+}
+
+/// A query (or form) parameter that holds a secret, by its name: `secret`,
+/// `token`, `key`, `signature` and names ending in one of them
+/// (`api_key`, `access_token`, `hapikey`), and `sig`.
+fn secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "sig"
+        || name.contains("secret")
+        || name.contains("password")
+        || ["token", "key", "signature"]
+            .iter()
+            .any(|end| name.ends_with(end))
+}
+
+/// `text` with the value of every `name=value` whose name is a
+/// [`secret_parameter`] replaced; a value runs to the next `&`, `#`, `;`,
+/// quote, angle bracket or white space.
+fn redact_parameters(text: &str) -> std::borrow::Cow<'_, str> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let ends_value =
+        |c: char| matches!(c, '&' | '#' | ';' | '"' | '\'' | '<' | '>') || c.is_whitespace();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = text[from..].find('=') {
+        let eq = from + found;
+        let start = text[..eq]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !is_name(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let value_end = text[eq + 1..]
+            .find(ends_value)
+            .map_or(text.len(), |end| eq + 1 + end);
+        if value_end > eq + 1 && start < eq && secret_parameter(&text[start..eq]) {
+            out.push_str(&text[copied..=eq]);
+            out.push_str(REDACTED);
+            copied = value_end;
+        }
+        from = value_end.max(eq + 1);
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -290,6 +428,32 @@ mod tests {
         assert!(!out.contains("s3cr3t") && !out.contains("\"t\""), "{out}");
         assert!(out.contains("a@b.c"));
         assert_eq!(redact_secrets("not json"), "not json");
+    }
+
+    #[test]
+    fn secrets_in_urls_of_a_payload_are_redacted_before_storage() {
+        let out = redact_secrets(
+            r#"{"webhook_url": "https://sextant.example/v1/webhooks/lemlist/c?secret=s3cr3t-value&x=1",
+                "links": ["https://crm.example/a?api_key=k3y-value#top", "https://x.example/?token=t0k3n-value"],
+                "note": "signature=s1gn-value; hapikey=h4p1-value", "to_email": "a@b.c",
+                "page": "https://site.example/?utm_source=mail&monkey_business=1"}"#,
+        );
+        for secret in [
+            "s3cr3t-value",
+            "k3y-value",
+            "t0k3n-value",
+            "s1gn-value",
+            "h4p1-value",
+        ] {
+            assert!(!out.contains(secret), "{secret} left in {out}");
+        }
+        assert!(out.contains("secret=[redacted]&x=1"), "{out}");
+        assert!(out.contains("#top") && out.contains("a@b.c"), "{out}");
+        assert!(out.contains("utm_source=mail"), "{out}");
+        let form = redact_secrets("event=reply&secret=s3cr3t-value&lead=ana");
+        assert_eq!(form, "event=reply&secret=[redacted]&lead=ana");
+        assert_eq!(redact_secrets("a=b==c, key="), "a=b==c, key=");
+        assert_eq!(redact_secrets("é=ü&key=ñ"), "é=ü&key=[redacted]");
     }
 
     #[test]

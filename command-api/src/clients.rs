@@ -1,6 +1,7 @@
 //! Client endpoints: register, update, API keys, webhook secrets, sending
-//! resources, suspension. Each parses, checks the caller's role, calls its
-//! use case in [`sextant_application::clients`] and renders the answer.
+//! resources, suspension. Each admits the callers its extractor's type
+//! names (checked before the body is read), parses, calls its use case in
+//! [`sextant_application::clients`] and renders the answer.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,13 +11,14 @@ use axum::Router;
 use uuid::Uuid;
 
 use sextant_adapters::http::{
-    position_only, positioned, Auth, ClientScope, Problem, RequestIds, StrictJson,
+    position_only, positioned, Admins, ClientScope, OperatorKey, OperatorOnly, Problem, RequestIds,
+    StrictJson,
 };
 use sextant_application::clients::{
     self, IssueKey, RegisterClient, RegisterResource, Suspend, UpdateClient, WebhookSecret,
 };
 use sextant_application::{ApiError, Caller};
-use sextant_domain::values::{Provider, Role};
+use sextant_domain::values::Provider;
 
 use crate::AppState;
 
@@ -40,11 +42,10 @@ pub fn router() -> Router<AppState> {
 
 async fn register(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    OperatorKey(principal): OperatorKey,
     ids: RequestIds,
     StrictJson(body): StrictJson<RegisterClient>,
 ) -> Result<Response, ApiError> {
-    principal.require_operator()?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let registered = clients::register(&state.app, &caller, body).await?;
     Ok(positioned(
@@ -59,11 +60,11 @@ async fn update(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Admins>,
     ids: RequestIds,
     StrictJson(body): StrictJson<UpdateClient>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, &[Role::Admin])?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let position = clients::update(&state.app, &caller, client_id, body).await?;
     Ok(position_only(StatusCode::OK, position))
@@ -74,11 +75,11 @@ async fn issue_key(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Admins>,
     ids: RequestIds,
     StrictJson(body): StrictJson<IssueKey>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, &[Role::Admin])?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let issued = clients::issue_key(&state.app, &caller, client_id, body).await?;
     Ok(positioned(StatusCode::CREATED, &issued, issued.position))
@@ -89,11 +90,11 @@ async fn revoke_key(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Admins>,
     Path((_, key_id)): Path<(String, String)>,
     ids: RequestIds,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, &[Role::Admin])?;
     let key_id = Uuid::try_parse(&key_id).map_err(|_| Problem::not_found("no such API key"))?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let position = clients::revoke_key(&state.app, &caller, client_id, key_id).await?;
@@ -105,12 +106,12 @@ async fn set_webhook_secret(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Admins>,
     Path((_, provider)): Path<(String, String)>,
     ids: RequestIds,
     StrictJson(body): StrictJson<WebhookSecret>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, &[Role::Admin])?;
     let provider = Provider::parse(&provider).ok_or_else(|| {
         Problem::not_found(format!(
             "unknown provider; known: {}",
@@ -127,11 +128,11 @@ async fn register_resource(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Admins>,
     ids: RequestIds,
     StrictJson(body): StrictJson<RegisterResource>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, &[Role::Admin])?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let registered = clients::register_resource(&state.app, &caller, client_id, body).await?;
     Ok(positioned(
@@ -146,11 +147,11 @@ async fn suspend(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<OperatorOnly>,
     ids: RequestIds,
     StrictJson(body): StrictJson<Suspend>,
 ) -> Result<Response, ApiError> {
-    principal.require_operator()?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let position = clients::suspend(&state.app, &caller, client_id, body).await?;
     Ok(position_only(StatusCode::OK, position))
@@ -161,10 +162,10 @@ async fn reactivate(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<OperatorOnly>,
     ids: RequestIds,
 ) -> Result<Response, ApiError> {
-    principal.require_operator()?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let position = clients::reactivate(&state.app, &caller, client_id).await?;
     Ok(position_only(StatusCode::OK, position))

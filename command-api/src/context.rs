@@ -1,6 +1,9 @@
 //! Context endpoints: propose an update, approve / modify / reject it, roll
 //! back; and the document pathway. The use cases are
-//! [`sextant_application::context`]'s.
+//! [`sextant_application::context`]'s. Proposals and documents admit
+//! `ingest` and `reviewer` keys; which sources each may propose, and
+//! whether it applies without review, is the context ledger's rule
+//! (`sextant_domain::context::route_for`), not the endpoint's.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,13 +14,14 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use sextant_adapters::http::{
-    position_only, positioned, ClientScope, OptionalJson, Problem, RequestIds, StrictJson,
+    position_only, positioned, ClientScope, OptionalJson, Problem, Proposers, RequestIds,
+    Reviewers, StrictJson,
 };
 use sextant_application::context::{
     self, CaptureDocument, Modify, ProposeUpdate, Reject, RollBack, Versioned,
 };
 use sextant_application::{ApiError, Caller};
-use sextant_domain::values::{Note, Role};
+use sextant_domain::values::Note;
 
 use crate::AppState;
 
@@ -46,9 +50,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-const PROPOSERS: &[Role] = &[Role::Ingest];
-const REVIEWERS: &[Role] = &[Role::Reviewer];
-
 fn update_id_from_path(text: &str) -> Result<Uuid, Problem> {
     Uuid::try_parse(text).map_err(|_| Problem::not_found("no such update"))
 }
@@ -62,11 +63,11 @@ async fn propose(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Proposers>,
     ids: RequestIds,
     StrictJson(body): StrictJson<ProposeUpdate>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, PROPOSERS)?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let proposed = context::propose(&state.app, &caller, client_id, body).await?;
     Ok(positioned(
@@ -87,12 +88,12 @@ async fn approve(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Reviewers>,
     Path((_, update_id)): Path<(String, String)>,
     ids: RequestIds,
     OptionalJson(body): OptionalJson<Approve>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, REVIEWERS)?;
     let update_id = update_id_from_path(&update_id)?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let note = body.and_then(|b| b.note);
@@ -105,12 +106,12 @@ async fn modify(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Reviewers>,
     Path((_, update_id)): Path<(String, String)>,
     ids: RequestIds,
     StrictJson(body): StrictJson<Modify>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, REVIEWERS)?;
     let update_id = update_id_from_path(&update_id)?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let versioned = context::modify(&state.app, &caller, client_id, update_id, body).await?;
@@ -122,12 +123,12 @@ async fn reject(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Reviewers>,
     Path((_, update_id)): Path<(String, String)>,
     ids: RequestIds,
     StrictJson(body): StrictJson<Reject>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, REVIEWERS)?;
     let update_id = update_id_from_path(&update_id)?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let position = context::reject(&state.app, &caller, client_id, update_id, body).await?;
@@ -139,11 +140,11 @@ async fn roll_back(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Reviewers>,
     ids: RequestIds,
     StrictJson(body): StrictJson<RollBack>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, REVIEWERS)?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let versioned = context::roll_back(&state.app, &caller, client_id, body).await?;
     Ok(version_answer(&versioned))
@@ -154,11 +155,11 @@ async fn capture_document(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Proposers>,
     ids: RequestIds,
     StrictJson(body): StrictJson<CaptureDocument>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, PROPOSERS)?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let captured = context::capture_document(&state.app, &caller, client_id, body).await?;
     let status = if captured.changed {

@@ -8,10 +8,9 @@ use axum::routing::post;
 use axum::Router;
 use uuid::Uuid;
 
-use sextant_adapters::http::{positioned, ClientScope, Problem, RequestIds, StrictJson};
+use sextant_adapters::http::{positioned, Admins, ClientScope, Problem, RequestIds, StrictJson};
 use sextant_application::experiments::{self, CreateExperiment};
 use sextant_application::{ApiError, Caller};
-use sextant_domain::values::Role;
 
 use crate::AppState;
 
@@ -29,11 +28,11 @@ async fn create(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Admins>,
     ids: RequestIds,
     StrictJson(body): StrictJson<CreateExperiment>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, &[Role::Admin])?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let created = experiments::create(&state.app, &caller, client_id, body).await?;
     Ok(positioned(StatusCode::CREATED, &created, created.position))
@@ -44,11 +43,11 @@ async fn conclude(
     ClientScope {
         client_id,
         principal,
-    }: ClientScope,
+        ..
+    }: ClientScope<Admins>,
     Path((_, experiment)): Path<(String, String)>,
     ids: RequestIds,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, &[Role::Admin])?;
     let experiment_id =
         Uuid::try_parse(&experiment).map_err(|_| Problem::not_found("no such experiment"))?;
     let caller = Caller::principal(&principal, ids.correlation_id);

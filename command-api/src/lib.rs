@@ -1,8 +1,9 @@
 //! The command API: every state change enters Sextant here, as a command on
 //! an aggregate, and leaves as events in Postgres (and, through the relay
-//! this process also runs, on NATS JetStream). Handlers parse, check the
-//! caller's role, call a use case of `sextant-application` and render its
-//! result; errors are the shared [`sextant_application::ApiError`].
+//! this process also runs, on NATS JetStream). Handlers admit the callers
+//! their extractor's type names (before any body is read), parse, call a
+//! use case of `sextant-application` and render its result; errors are the
+//! shared [`sextant_application::ApiError`].
 //!
 //! - [`clients`]: client registration, profile, keys, webhooks, resources.
 //! - [`context`]: context updates, reviews, rollback, documents.
@@ -32,7 +33,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde_json::json;
-use sextant_adapters::config::Settings;
+use sextant_adapters::config::{HttpSettings, Settings};
 use sextant_adapters::http::{self, AuthState};
 use sextant_adapters::llm::LlmClient;
 use sextant_application::App;
@@ -42,10 +43,18 @@ use tokio::net::TcpListener;
 /// The OpenAPI document of this service.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
+/// Said to a request this service has no route for that reads, or uses a
+/// method a path does not take: most often a read sent to the wrong service.
+pub const READS_ELSEWHERE: &str = "this is the command API, which only changes state; \
+reads live on the query API (SEXTANT_QUERY_ADDR, 127.0.0.1:8081 by default), \
+whose GET /openapi.json lists them";
+
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
     pub operator_key: SecretString,
+    /// How long slow clients may hold a connection, and how many may.
+    pub http: HttpSettings,
 }
 
 impl AppState {
@@ -55,9 +64,15 @@ impl AppState {
         // whatever is recorded before it is installed is lost.
         sextant_adapters::telemetry::metrics_handle();
         let llm = settings.llm.clone().map(LlmClient::new).transpose()?;
+        if settings.secrets_key.is_none() {
+            tracing::warn!(
+                "SEXTANT_SECRETS_KEY is unset: webhook secrets cannot be set and every webhook delivery is refused"
+            );
+        }
         Ok(Self {
-            app: App::new(pool, llm),
+            app: App::new(pool, llm).with_secrets_key(settings.secrets_key.clone()),
             operator_key: settings.operator_key.clone(),
+            http: settings.http.clone(),
         })
     }
 }
@@ -81,7 +96,7 @@ pub fn router(state: AppState) -> Router {
         .merge(suggestions::router())
         .merge(experiments::router())
         .merge(platform::router());
-    http::service(api, get(readyz), OPENAPI, state)
+    http::service(api, get(readyz), OPENAPI, Some(READS_ELSEWHERE), state)
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.
@@ -90,7 +105,8 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    http::serve(listener, router(state), shutdown).await
+    let limits = state.http.clone();
+    http::serve(listener, router(state), limits, shutdown).await
 }
 
 /// Ready when the database answers: commands need nothing else (with NATS

@@ -1,6 +1,8 @@
 //! `sextant-command`: the command API, the outbox relay and the suggestion
 //! engine's schedule.
 
+use std::process::ExitCode;
+
 use clap::Subcommand;
 use sextant_adapters::service::{self, Cli};
 use sextant_adapters::{relay, stream, telemetry};
@@ -24,7 +26,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const SUGGEST_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    service::exit_on_error(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::<Command>::parse_as(
         "sextant-command",
         "Sextant's command API, outbox relay and suggestion engine",

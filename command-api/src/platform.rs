@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 
-use sextant_adapters::http::{positioned, Auth, RequestIds, StrictJson};
+use sextant_adapters::http::{positioned, OperatorKey, RequestIds, StrictJson};
 use sextant_application::platform::{self, Practice};
 use sextant_application::{ApiError, Caller};
 
@@ -20,11 +20,10 @@ pub fn router() -> Router<AppState> {
 
 async fn approve_practice(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    OperatorKey(principal): OperatorKey,
     ids: RequestIds,
     StrictJson(body): StrictJson<Practice>,
 ) -> Result<Response, ApiError> {
-    principal.require_operator()?;
     let caller = Caller::principal(&principal, ids.correlation_id);
     let spread = platform::approve_practice(&state.app, &caller, body).await?;
     Ok(positioned(StatusCode::OK, &spread, spread.position))

@@ -8,9 +8,8 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 
-use sextant_adapters::http::{positioned, ClientScope};
+use sextant_adapters::http::{positioned, Admins, ClientScope};
 use sextant_application::{learning, ApiError};
-use sextant_domain::values::Role;
 
 use crate::AppState;
 
@@ -20,12 +19,8 @@ pub fn router() -> Router<AppState> {
 
 async fn run(
     State(state): State<AppState>,
-    ClientScope {
-        client_id,
-        principal,
-    }: ClientScope,
+    ClientScope { client_id, .. }: ClientScope<Admins>,
 ) -> Result<Response, ApiError> {
-    principal.authorize(client_id, &[Role::Admin])?;
     let suggested = learning::suggest_now(&state.app, client_id).await?;
     Ok(positioned(StatusCode::OK, &suggested, suggested.position))
 }

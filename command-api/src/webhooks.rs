@@ -47,8 +47,12 @@ async fn receive(
     ids: RequestIds,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let provider =
-        Provider::parse(&provider).ok_or_else(|| Problem::not_found("unknown provider"))?;
+    let provider = Provider::parse(&provider).ok_or_else(|| {
+        Problem::not_found(format!(
+            "unknown provider; known: {}",
+            Provider::ALL.map(Provider::as_str).join(", ")
+        ))
+    })?;
     let client_id = Uuid::try_parse(&client_id).map_err(|_| Problem::client_not_found())?;
     let url = called_url(&headers, &uri);
     let request = WebhookRequest {
@@ -71,11 +75,9 @@ async fn receive(
             &json!({ "duplicate": true, "position": position }),
             position,
         ),
-        Received::DeadLettered { reason, position } => positioned(
-            StatusCode::ACCEPTED,
-            &json!({ "dead_lettered": true, "reason": reason, "position": position }),
-            position,
-        ),
+        Received::DeadLettered(counts) => {
+            positioned(StatusCode::ACCEPTED, &counts, counts.position)
+        }
         Received::Recorded(counts) => positioned(StatusCode::OK, &counts, counts.position),
     })
 }

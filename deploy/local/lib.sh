@@ -1,7 +1,8 @@
 # shellcheck shell=bash disable=SC2034,SC2016
 # (SC2034: the variables are used by the scripts that source this file;
 #  SC2016: the single-quoted snippets are run by an inner bash.)
-# Helpers shared by deploy/local/up.sh, down.sh and test.sh. Sourced, never run.
+# Helpers shared by the scripts of deploy/local (up, down, test, demo, tour).
+# Sourced, never run.
 #
 # State lives under $SEXTANT_STATE_DIR (default: <repo>/.sextant):
 #   run/   pid files, the "we started it" markers, env (a sourceable summary)
@@ -189,4 +190,28 @@ as_pg_user() {
   else
     (cd / && su -s /bin/bash "$PG_OS_USER" -c "$(printf '%q ' "$@")")
   fi
+}
+
+# The directory cargo builds into.
+target_dir() {
+  local dir=
+  if command -v cargo >/dev/null 2>&1; then
+    dir=$(cd "$SEXTANT_ROOT" && cargo metadata --format-version 1 --no-deps --offline 2>/dev/null |
+      grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4) || dir=
+  fi
+  if [[ -z $dir ]]; then
+    dir=${CARGO_TARGET_DIR:-target}
+    [[ $dir == /* ]] || dir=$SEXTANT_ROOT/$dir
+  fi
+  printf '%s\n' "$dir"
+}
+
+# profile_args PROFILE: the output directory of a cargo profile, then the
+# cargo flags that select it ("release --release", "debug").
+profile_args() {
+  case $1 in
+    release) printf 'release --release\n' ;;
+    dev | debug) printf 'debug\n' ;;
+    *) printf '%s --profile %s\n' "$1" "$1" ;;
+  esac
 }

@@ -22,8 +22,15 @@
 #    (32768-60999): there, the sockets the tests just closed (TIME_WAIT for
 #    60 s) could hold one of them and make a listener fail with "Address
 #    already in use". SEXTANT_SKIP_SMOKE=1 skips it.
+# 3. On the smoke test's system, before down.sh: deploy/local/demo.sh (the
+#    demo data), deploy/local/tour.sh (the README's tour, its answers
+#    checked), and up.sh once more, which must say that the database and the
+#    stream it joins hold events, and how to start afresh.
 #
-# Exits non-zero when either fails.
+# SEXTANT_SMOKE_ONLY=1 runs steps 2 and 3 alone (no cargo nextest).
+# The service binaries are built once, by the same cargo command here, in
+# up.sh and in the tests (tests/src/procs.rs).
+# Exits non-zero when any step fails.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -33,8 +40,18 @@ cd "$SEXTANT_ROOT"
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
 
+SMOKE_ONLY=0
+case ${SEXTANT_SMOKE_ONLY:-0} in
+  1) SMOKE_ONLY=1 ;;
+  0 | '') ;;
+  *) die "SEXTANT_SMOKE_ONLY=${SEXTANT_SMOKE_ONLY}: want 1 (the smoke test, demo and tour alone) or 0" ;;
+esac
+if ((SMOKE_ONLY)) && [[ ${SEXTANT_SKIP_SMOKE:-0} == 1 ]]; then
+  die "SEXTANT_SMOKE_ONLY=1 and SEXTANT_SKIP_SMOKE=1 leave nothing to run"
+fi
+
 command -v cargo >/dev/null 2>&1 || die "required program 'cargo' not found"
-cargo nextest --version >/dev/null 2>&1 ||
+((SMOKE_ONLY)) || cargo nextest --version >/dev/null 2>&1 ||
   die "cargo-nextest is not installed (cargo install cargo-nextest --locked)"
 
 # ------------------------------------------------------------ smoke test --
@@ -93,7 +110,7 @@ smoke() {
   # The key up.sh generates into the smoke state, not one from outside.
   unset SEXTANT_OPERATOR_KEY
   local state=$SEXTANT_STATE_DIR run=$SEXTANT_STATE_DIR/run pg_pid=
-  local pids=() pid name leftover=() key code client_id position
+  local pids=() pid name leftover=() key code client_id position started demo_seconds
 
   # Start afresh: stop what an interrupted run may have left, then drop its
   # data (never from under a Postgres that still runs there).
@@ -156,6 +173,24 @@ smoke() {
   [[ $(json_field "$tmp/detail.json" client_id) == "$client_id" ]] ||
     die "GET /v1/clients/$client_id answered another client_id"
 
+  # The demo data and the README's tour, on the same system.
+  started=$SECONDS
+  deploy/local/demo.sh
+  demo_seconds=$((SECONDS - started))
+  started=$SECONDS
+  deploy/local/tour.sh
+  note "demo data loaded in ${demo_seconds} s (with its build); the tour ran in $((SECONDS - started)) s"
+
+  # up.sh again, on a system that holds events now: it says so, and how to
+  # start afresh.
+  deploy/local/up.sh >"$tmp/up-again.log"
+  grep -E 'joining a database that holds [0-9]+ events already' "$tmp/up-again.log" |
+    sed 's/^/    /' || die "up.sh did not say that the database holds events"
+  grep -qE 'joining a JetStream stream that holds [0-9]+ messages already' "$tmp/up-again.log" ||
+    die "up.sh did not say that the stream holds messages"
+  grep -qF 'SEXTANT_PRIVATE=1 SEXTANT_STATE_DIR=' "$tmp/up-again.log" ||
+    die "up.sh did not say how to start afresh"
+
   # down.sh must stop the services, the private NATS and the private Postgres.
   rm -rf "$tmp"
   trap - EXIT
@@ -170,22 +205,29 @@ smoke() {
 mkdir -p "$LOG_DIR"
 nextest_log=$LOG_DIR/nextest.log
 
-# The fault suite kill -9s the real binaries: build them beside the tests.
-say "cargo build --bins (the fault suite runs the real sextant-command and sextant-query)"
-cargo build --bins -p sextant-command-api -p sextant-query-api
+tests_rc=0
+if ((SMOKE_ONLY)); then
+  say "SEXTANT_SMOKE_ONLY=1: no cargo nextest"
+  : >"$nextest_log"
+else
+  # The fault suite kill -9s the real binaries: build them beside the tests,
+  # with the command up.sh and tests/src/procs.rs build them with.
+  say "cargo build --bins (the fault suite runs the real sextant-command and sextant-query)"
+  cargo build --bins -p sextant-command-api -p sextant-query-api
 
-say "cargo nextest run --workspace --no-fail-fast${*:+ $*} (DATABASE_URL=$(redact_url "$DATABASE_URL"), NATS_URL=$(redact_url "$NATS_URL"))"
-set +e
-cargo nextest run --workspace --no-fail-fast "$@" 2>&1 | tee "$nextest_log"
-tests_rc=${PIPESTATUS[0]}
-set -e
+  say "cargo nextest run --workspace --no-fail-fast${*:+ $*} (DATABASE_URL=$(redact_url "$DATABASE_URL"), NATS_URL=$(redact_url "$NATS_URL"))"
+  set +e
+  cargo nextest run --workspace --no-fail-fast "$@" 2>&1 | tee "$nextest_log"
+  tests_rc=${PIPESTATUS[0]}
+  set -e
+fi
 
 smoke_rc=0
 smoke_result=skipped
 if [[ ${SEXTANT_SKIP_SMOKE:-0} == 1 ]]; then
   say "smoke test skipped (SEXTANT_SKIP_SMOKE=1)"
 else
-  say "smoke test: SEXTANT_PRIVATE=1 up.sh, /readyz, a client round trip, down.sh"
+  say "smoke test: SEXTANT_PRIVATE=1 up.sh, /readyz, a client round trip, demo.sh, tour.sh, down.sh"
   set +e
   (
     set -euo pipefail
@@ -198,8 +240,10 @@ fi
 
 # The test runner's summary comes last, where CI and people look for it.
 echo
-say "smoke test: $smoke_result"
-if ((tests_rc == 0)); then
+say "smoke test, demo and tour: $smoke_result"
+if ((SMOKE_ONLY)); then
+  say "cargo nextest: skipped (SEXTANT_SMOKE_ONLY=1)"
+elif ((tests_rc == 0)); then
   say "cargo nextest: passed"
 else
   say "cargo nextest: FAILED (exit $tests_rc)"

@@ -18,15 +18,21 @@
 #    shares no database and no JetStream stream with anything else. (down.sh
 #    stops them as usual; use the same SEXTANT_STATE_DIR for both.)
 # 3. Builds sextant-command and sextant-query (release; SEXTANT_BUILD_PROFILE=dev
-#    for a debug build; SEXTANT_SKIP_BUILD=1 to use what is already built).
-# 4. Runs `sextant-command migrate`.
+#    for a debug build; SEXTANT_SKIP_BUILD=1 to use what is already built),
+#    with the same cargo command as deploy/local/test.sh and the tests, so
+#    that one build serves them all.
+# 4. Runs `sextant-command migrate`, and says when the database or the
+#    JetStream stream already holds events (it is then joined, not fresh)
+#    and how to start afresh with a private one.
 # 5. Starts both services in the background (pid files in .sextant/run, logs in
 #    .sextant/logs), waits until both /readyz answer 200 (SEXTANT_READY_TIMEOUT,
-#    60 s) and prints where everything is.
+#    60 s), writes .sextant/run/env (sourceable: it exports the URLs and the
+#    operator key) and prints where everything is.
 #
 # Other settings: SEXTANT_COMMAND_ADDR (127.0.0.1:8080), SEXTANT_QUERY_ADDR
 # (127.0.0.1:8081), SEXTANT_OPERATOR_KEY (else generated once into
-# .sextant/operator_key), SEXTANT_STATE_DIR (.sextant), SEXTANT_PG_USER (the OS
+# .sextant/operator_key), SEXTANT_SECRETS_KEY (else generated once into
+# .sextant/secrets_key), SEXTANT_STATE_DIR (.sextant), SEXTANT_PG_USER (the OS
 # user that owns a private cluster when running as root; default postgres),
 # SEXTANT_PG_BIN (directory of initdb/pg_ctl). SEXTANT_LOG, SEXTANT_LOG_FORMAT,
 # SEXTANT_STREAM and SEXTANT_SUBJECT_PREFIX are passed through to the services.
@@ -280,38 +286,27 @@ setup_nats() {
 
 # ------------------------------------------------------------------- build --
 
-target_dir() {
-  local dir=
-  if command -v cargo >/dev/null 2>&1; then
-    dir=$(cd "$SEXTANT_ROOT" && cargo metadata --format-version 1 --no-deps --offline 2>/dev/null |
-      grep -o '"target_directory":"[^"]*"' | head -n 1 | cut -d'"' -f4) || dir=
-  fi
-  if [[ -z $dir ]]; then
-    dir=${CARGO_TARGET_DIR:-target}
-    [[ $dir == /* ]] || dir=$SEXTANT_ROOT/$dir
-  fi
-  printf '%s\n' "$dir"
-}
-
 build() {
-  local profile=${SEXTANT_BUILD_PROFILE:-release} sub args=() bin
-  case $profile in
-    release) args=(--release) sub=release ;;
-    dev | debug) sub=debug ;;
-    *) args=(--profile "$profile") sub=$profile ;;
-  esac
+  local profile=${SEXTANT_BUILD_PROFILE:-release} sub flags args=() bin
+  read -r sub flags < <(profile_args "$profile")
+  read -r -a args <<<"$flags"
   if [[ ${SEXTANT_SKIP_BUILD:-0} == 1 ]]; then
     say "SEXTANT_SKIP_BUILD=1: using the binaries already built ($profile)"
   else
     command -v cargo >/dev/null 2>&1 || die "required program 'cargo' not found (install Rust with rustup, or build elsewhere and set SEXTANT_SKIP_BUILD=1)"
     say "building sextant-command and sextant-query ($profile)"
-    (cd "$SEXTANT_ROOT" && cargo build "${args[@]}" --bin sextant-command --bin sextant-query) ||
+    # The packages, not `--bin`: cargo unifies features over the packages a
+    # build names, and this is the build test.sh and the tests run (tests/src/
+    # procs.rs), so none of them compiles anything twice.
+    (cd "$SEXTANT_ROOT" && cargo build "${args[@]}" --bins -p sextant-command-api -p sextant-query-api) ||
       die "the build failed"
   fi
   BIN_DIR=$(target_dir)/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}$sub
   for bin in "${SERVICES[@]}"; do
     [[ -x $BIN_DIR/$bin ]] || die "$BIN_DIR/$bin is missing (build it, or unset SEXTANT_SKIP_BUILD)"
   done
+  # demo.sh builds its loader with the same profile.
+  printf '%s\n' "$profile" >"$RUN_DIR/build_profile"
 }
 
 # ------------------------------------------------------------ operator key --
@@ -334,6 +329,79 @@ operator_key() {
   SEXTANT_OPERATOR_KEY=$(<"$file")
   export SEXTANT_OPERATOR_KEY
   KEY_SOURCE="$(rel "$file") (mode 600)"
+}
+
+# ------------------------------------------------------------ secrets key --
+
+# The key that seals webhook secrets at rest: SEXTANT_SECRETS_KEY from the
+# environment, else one generated once into the state directory. Losing it
+# means setting every webhook secret again.
+secrets_key() {
+  local file=$STATE_DIR/secrets_key
+  [[ -n ${SEXTANT_SECRETS_KEY:-} ]] && return 0
+  if [[ ! -s $file ]]; then
+    (
+      umask 077
+      head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"$file.tmp"
+      mv "$file.tmp" "$file"
+    )
+    say "generated a secrets key (it seals webhook secrets) into $(rel "$file")"
+  fi
+  chmod 600 "$file"
+  SEXTANT_SECRETS_KEY=$(<"$file")
+  export SEXTANT_SECRETS_KEY
+}
+
+# ------------------------------------------------- what is there already --
+
+# nats_stream_messages HOST PORT STREAM: how many messages the JetStream
+# stream holds; fails when it does not exist or the server cannot be asked
+# (a NATS that wants credentials, say). Speaks the NATS protocol itself, so
+# no NATS client program is needed.
+nats_stream_messages() {
+  local reply count
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  reply=$(timeout 5 bash -c '
+    exec 3<>"/dev/tcp/$1/$2" || exit 1
+    IFS= read -r -t 2 line <&3 && [[ $line == INFO* ]] || exit 1
+    printf "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nSUB _INBOX.sextant_up 1\r\nPUB \$JS.API.STREAM.INFO.%s _INBOX.sextant_up 0\r\n\r\n" "$3" >&3
+    while IFS= read -r -t 3 line <&3; do
+      case $line in
+        MSG*) IFS= read -r -t 3 line <&3 && printf "%s\n" "$line"; exit 0 ;;
+        PING*) printf "PONG\r\n" >&3 ;;
+        -ERR*) exit 1 ;;
+      esac
+    done
+    exit 1' _ "$1" "$2" "$3" 2>/dev/null) || return 1
+  [[ $reply != *'"error"'* ]] || return 1
+  count=$(printf '%s\n' "$reply" | grep -o '"messages":[0-9]*' | head -n 1 | cut -d: -f2)
+  [[ -n $count ]] || return 1
+  printf '%s\n' "$count"
+}
+
+# Say when the database or the stream already holds events: this run then
+# joins a system (someone's, or an earlier run's), which shows in every
+# answer (positions, lists, platform patterns), and how to start afresh.
+report_existing_events() {
+  local psql events=0 messages=0 host port stream=${SEXTANT_STREAM:-SEXTANT_EVENTS} fresh down
+  psql=$(pg_tool psql) || return 0
+  events=$("$psql" -X -A -t -q -d "$DB_URL" -c 'SELECT count(*) FROM events' 2>/dev/null) || events=0
+  [[ $events =~ ^[0-9]+$ ]] || events=0
+  if read -r host port < <(nats_host_port "$NATS_IN_USE"); then
+    messages=$(nats_stream_messages "$host" "$port" "$stream") || messages=0
+  fi
+  ((events > 0 || messages > 0)) || return 0
+  ((events > 0)) &&
+    say "joining a database that holds $events events already: $(redact_url "$DB_URL") ($DB_SOURCE)"
+  ((messages > 0)) &&
+    say "joining a JetStream stream that holds $messages messages already: $stream on $(redact_url "$NATS_IN_USE") ($NATS_SOURCE)"
+  # A state directory of its own, inside .sextant (which git ignores).
+  fresh=.sextant/fresh
+  [[ $STATE_DIR != "$SEXTANT_ROOT/$fresh" ]] || fresh=.sextant/fresh-$(date +%s)
+  down=deploy/local/down.sh
+  [[ $STATE_DIR == "$SEXTANT_ROOT/.sextant" ]] || down="SEXTANT_STATE_DIR=$(rel "$STATE_DIR") $down"
+  note "to start afresh instead, with a private Postgres and NATS of its own under a new state directory:"
+  note "  $down && SEXTANT_PRIVATE=1 SEXTANT_STATE_DIR=$fresh deploy/local/up.sh"
 }
 
 # ---------------------------------------------------------------- services --
@@ -401,14 +469,28 @@ wait_ready() {
   done
 }
 
-write_env_file() { # a sourceable summary for tools and tests (no secrets)
+# A sourceable summary for people, tools and tests: `source .sextant/run/env`
+# exports what the README's examples use. The operator key itself is not
+# copied into it: sourcing reads the key file (or keeps the key the
+# environment gave up.sh).
+write_env_file() {
+  local key_file=
+  [[ $KEY_SOURCE == SEXTANT_OPERATOR_KEY* ]] || key_file=$STATE_DIR/operator_key
   {
     printf '# written by deploy/local/up.sh; source it to reach the running system\n'
-    printf 'SEXTANT_COMMAND_URL=%q\n' "$(http_base "$COMMAND_ADDR")"
-    printf 'SEXTANT_QUERY_URL=%q\n' "$(http_base "$QUERY_ADDR")"
-    printf 'DATABASE_URL=%q\n' "$DB_URL"
-    printf 'NATS_URL=%q\n' "$NATS_IN_USE"
-    printf 'SEXTANT_OPERATOR_KEY_FILE=%q\n' "$([[ $KEY_SOURCE == SEXTANT_OPERATOR_KEY* ]] || printf '%s' "$STATE_DIR/operator_key")"
+    printf 'export SEXTANT_COMMAND_URL=%q\n' "$(http_base "$COMMAND_ADDR")"
+    printf 'export SEXTANT_QUERY_URL=%q\n' "$(http_base "$QUERY_ADDR")"
+    printf 'export DATABASE_URL=%q\n' "$DB_URL"
+    printf 'export NATS_URL=%q\n' "$NATS_IN_USE"
+    printf 'export SEXTANT_OPERATOR_KEY_FILE=%q\n' "$key_file"
+    if [[ -n $key_file ]]; then
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export SEXTANT_OPERATOR_KEY="$(cat %q)"\n' "$key_file"
+    else
+      printf '# the operator key is the SEXTANT_OPERATOR_KEY up.sh was started with\n'
+      # shellcheck disable=SC2016 # expanded when the file is sourced
+      printf 'export SEXTANT_OPERATOR_KEY="${SEXTANT_OPERATOR_KEY:-}"\n'
+    fi
   } >"$RUN_DIR/env"
   chmod 600 "$RUN_DIR/env"
 }
@@ -424,6 +506,7 @@ main() {
   setup_nats
   build
   operator_key
+  secrets_key
 
   export DATABASE_URL=$DB_URL NATS_URL=$NATS_IN_USE
   export SEXTANT_COMMAND_ADDR=$COMMAND_ADDR SEXTANT_QUERY_ADDR=$QUERY_ADDR
@@ -436,6 +519,7 @@ main() {
     tail -n 40 "$LOG_DIR/migrate.log" >&2 || true
     die "migrations failed (log: $(rel "$LOG_DIR/migrate.log"))"
   fi
+  report_existing_events
 
   local fingerprint old_fingerprint=
   fingerprint=$(settings_fingerprint)
@@ -464,12 +548,9 @@ Sextant is up.
                 ($NATS_SOURCE)
   operator key  $KEY_SOURCE
 EOF
-  if [[ $KEY_SOURCE != SEXTANT_OPERATOR_KEY* ]]; then
-    # shellcheck disable=SC2016 # printed for the user to run
-    printf '                export SEXTANT_OPERATOR_KEY="$(cat %s)"\n' "$(rel "$STATE_DIR/operator_key")"
-  fi
   cat <<EOF
-  summary       $(rel "$RUN_DIR/env") (sourceable)
+  environment   source $(rel "$RUN_DIR/env")   (exports the URLs and SEXTANT_OPERATOR_KEY)
+  demo data     $([[ $STATE_DIR == "$SEXTANT_ROOT/.sextant" ]] || printf 'SEXTANT_STATE_DIR=%s ' "$STATE_DIR")deploy/local/demo.sh
   stop with     $down
 EOF
 }

@@ -1,6 +1,11 @@
 //! The `context` projection: the current document of every client, every
 //! version (for `?version=`, `?at=`, diffs and the version list), every
 //! update (the approval queue) and the captured documents.
+//!
+//! Documents and patches are kept as the events carry them: the values of a
+//! document's insights as references (`"$insight:<id>"`), which readers
+//! resolve (`sextant_application::insights`). Erasing a value therefore
+//! changes no row here, and a replay rebuilds exactly what is live.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

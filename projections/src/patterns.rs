@@ -3,7 +3,9 @@
 //! counted under its keys ([`keys_of`]); each reply, positive reply and
 //! meeting under the keys of its send, also when it arrived first. Counts
 //! only: statistics are computed when read, so a changed detector is a
-//! replay away and the log is never touched.
+//! replay away and the log is never touched. Sends and waiting outcomes are
+//! found by send id (derived per client) and leads by client and lead ref:
+//! one client's events never count under another's keys.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

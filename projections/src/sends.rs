@@ -1,7 +1,10 @@
 //! The `sends` projection: every send with its lead snapshot and content
 //! features, every outcome (kept even when it arrives before its send), and
 //! the suppression list as the log tells it. Set-based: a batch of events
-//! costs a few statements, whatever its size.
+//! costs a few statements, whatever its size. Every row is found by its send
+//! id, which is derived from client, provider and message id: nothing here
+//! looks a send up by provider message id, so two clients' sends of one
+//! message id never meet.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

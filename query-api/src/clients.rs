@@ -8,7 +8,7 @@ use axum::Router;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use sextant_adapters::http::{positioned, Auth, ClientScope, Problem, StrictQuery};
+use sextant_adapters::http::{positioned, ClientScope, OperatorKey, Problem, StrictQuery};
 use sextant_application::read_model::clients;
 use sextant_projections::ProjectionName;
 
@@ -49,10 +49,9 @@ struct ListParams {
 
 async fn list(
     State(state): State<AppState>,
-    Auth(principal): Auth,
+    _: OperatorKey,
     StrictQuery(params): StrictQuery<ListParams>,
 ) -> Result<Response, ApiError> {
-    principal.require_operator()?;
     let limit = page_size(params.limit)?;
     let position = reach(&state, ProjectionName::Clients, params.min_position).await?;
     let page = clients::list(&state.pool, params.after, limit).await?;
@@ -65,13 +64,20 @@ struct DetailParams {
     min_position: Option<i64>,
 }
 
+/// Webhook secret fingerprints only for the operator and admin and
+/// reviewer keys ([`clients::Credentials::of`]).
 async fn detail(
     State(state): State<AppState>,
-    ClientScope { client_id, .. }: ClientScope,
+    ClientScope {
+        client_id,
+        principal,
+        ..
+    }: ClientScope,
     StrictQuery(params): StrictQuery<DetailParams>,
 ) -> Result<Response, ApiError> {
     let position = reach(&state, ProjectionName::Clients, params.min_position).await?;
-    let client = clients::detail(&state.pool, client_id).await?;
+    let credentials = clients::Credentials::of(&principal);
+    let client = clients::detail(&state.pool, client_id, credentials).await?;
     Ok(positioned(StatusCode::OK, &client, position))
 }
 
@@ -84,9 +90,15 @@ struct AuditParams {
     before: Option<i64>,
 }
 
+/// Key hashes and secret fingerprints in the events only for the operator
+/// and admin and reviewer keys ([`clients::Credentials::of`]).
 async fn audit(
     State(state): State<AppState>,
-    ClientScope { client_id, .. }: ClientScope,
+    ClientScope {
+        client_id,
+        principal,
+        ..
+    }: ClientScope,
     StrictQuery(params): StrictQuery<AuditParams>,
 ) -> Result<Response, ApiError> {
     let limit = page_size(params.limit)?;
@@ -95,6 +107,7 @@ async fn audit(
     reach(&state, ProjectionName::Clients, params.min_position).await?;
     let position = reach(&state, ProjectionName::Audit, params.min_position).await?;
     clients::known(&state.pool, client_id).await?;
-    let page = clients::audit(&state.pool, client_id, params.before, limit).await?;
+    let credentials = clients::Credentials::of(&principal);
+    let page = clients::audit(&state.pool, client_id, params.before, limit, credentials).await?;
     Ok(positioned(StatusCode::OK, &page, position))
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -39,16 +39,33 @@ pub fn router() -> Router<AppState> {
 
 /// Which version a query asks for: `version`, the latest at time `at`, or
 /// the latest.
-fn at_of(version: Option<i64>, at: Option<DateTime<Utc>>) -> Result<At, Problem> {
+fn at_of(version: Option<i64>, at: Option<&str>) -> Result<At, Problem> {
     match (version, at) {
         (Some(_), Some(_)) => Err(Problem::invalid_field(
             "version",
             "give version or at, not both",
         )),
         (Some(v), None) => Ok(At::Version(v)),
-        (None, Some(at)) => Ok(At::Time(at)),
+        (None, Some(at)) => Ok(At::Time(time_of(at)?)),
         (None, None) => Ok(At::Now),
     }
+}
+
+/// `at`: an RFC 3339 time in the years 0000 to 9999 (UTC), the years RFC
+/// 3339 can write. chrono reads years far beyond what Postgres `timestamptz`
+/// holds, and the query would fail on such a one rather than answer.
+fn time_of(text: &str) -> Result<DateTime<Utc>, Problem> {
+    let at = text
+        .parse::<DateTime<FixedOffset>>()
+        .map_err(|err| Problem::invalid_field("at", format!("must be an RFC 3339 time: {err}")))?
+        .with_timezone(&Utc);
+    if !(0..=9999).contains(&at.year()) {
+        return Err(Problem::invalid_field(
+            "at",
+            "must lie in the years 0000 to 9999",
+        ));
+    }
+    Ok(at)
 }
 
 /// A JSON answer with an ETag; 304 when the caller already has it.
@@ -75,7 +92,8 @@ fn tagged(headers: &HeaderMap, etag: String, body: &Value, position: i64) -> Res
 struct ContextParams {
     min_position: Option<i64>,
     version: Option<i64>,
-    at: Option<DateTime<Utc>>,
+    /// Read by [`time_of`], so that a bad one is answered naming `at`.
+    at: Option<String>,
 }
 
 async fn current(
@@ -84,12 +102,13 @@ async fn current(
     headers: HeaderMap,
     StrictQuery(params): StrictQuery<ContextParams>,
 ) -> Result<Response, ApiError> {
+    // Checked before anything waits or reads: a bad one is the caller's.
+    let at = at_of(params.version, params.at.as_deref())?;
     // The client is looked up in the clients read model: it must have
     // reached the position too.
     reach(&state, ProjectionName::Clients, params.min_position).await?;
     let position = reach(&state, PROJECTION, params.min_position).await?;
     clients::known(&state.pool, client_id).await?;
-    let at = at_of(params.version, params.at)?;
     let snap = context::snapshot(&state.pool, client_id, at).await?;
     let body = json!({
         "client_id": client_id,
@@ -262,6 +281,26 @@ async fn approvals(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_is_a_time_postgres_can_hold_or_a_422_naming_at() {
+        assert!(time_of("2026-11-18T10:00:00Z").is_ok());
+        assert!(time_of("0000-01-01T00:00:00Z").is_ok());
+        for text in [
+            "-5000-01-01T00:00:00Z",
+            "+275000-01-01T00:00:00Z",
+            "yesterday",
+            "2026-13-45T99:99:99Z",
+            "",
+        ] {
+            let refused = time_of(text).expect_err(text);
+            assert_eq!(
+                (refused.status, refused.errors[0].field.as_str()),
+                (422, "at"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn the_approval_filter_reads_every_documented_status_and_names_status_when_it_cannot() {

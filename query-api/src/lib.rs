@@ -1,7 +1,9 @@
 //! The query API: reads read models only, never the event log's aggregates.
 //! This process also runs the projections that build those read models.
-//! Handlers parse, call a query of `sextant_application::read_model` and
-//! render; errors are the shared [`sextant_application::ApiError`].
+//! Handlers admit the callers their extractor's type names (before the
+//! query string is read), parse, call a query of
+//! `sextant_application::read_model` and render; errors are the shared
+//! [`sextant_application::ApiError`].
 //!
 //! - [`consistency`]: `min_position` waits and the `Sextant-Position` header.
 //! - [`clients`]: client list, client detail, audit trail.
@@ -31,7 +33,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde_json::json;
-use sextant_adapters::config::Settings;
+use sextant_adapters::config::{HttpSettings, Settings};
 use sextant_adapters::http::{self, AuthState};
 use sextant_projections::Projection;
 use sqlx::PgPool;
@@ -43,6 +45,8 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub struct AppState {
     pub pool: PgPool,
     pub operator_key: SecretString,
+    /// How long slow clients may hold a connection, and how many may.
+    pub http: HttpSettings,
     pub min_position_wait: Duration,
     pub projections: Arc<Vec<Arc<dyn Projection>>>,
 }
@@ -57,6 +61,7 @@ impl AppState {
             operator_key: settings.operator_key.clone(),
             min_position_wait: settings.min_position_wait,
             projections: Arc::new(sextant_projections::all()),
+            http: settings.http.clone(),
         }
     }
 }
@@ -78,7 +83,8 @@ pub fn router(state: AppState) -> Router {
         .merge(sends::router())
         .merge(patterns::router())
         .merge(experiments::router());
-    http::service(api, get(readyz), OPENAPI, state)
+    // Its own wording: every query is a read already.
+    http::service(api, get(readyz), OPENAPI, None, state)
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.
@@ -87,7 +93,8 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    http::serve(listener, router(state), shutdown).await
+    let limits = state.http.clone();
+    http::serve(listener, router(state), limits, shutdown).await
 }
 
 /// Ready when the database answers; reports every projection's position

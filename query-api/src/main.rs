@@ -1,5 +1,7 @@
 //! `sextant-query`: the query API and the projections behind it.
 
+use std::process::ExitCode;
+
 use clap::Subcommand;
 use sextant_adapters::service::{self, Cli};
 use sextant_adapters::{stream, telemetry};
@@ -13,7 +15,8 @@ enum Command {
     /// Apply the database migrations and exit.
     Migrate,
     /// Rebuild projections from the event log into shadow tables and swap
-    /// them in, while a running query API keeps serving.
+    /// them in, while a running query API keeps serving. Progress goes to
+    /// stderr: a bar on a terminal, else one JSON object per line.
     Replay {
         /// Projection names (default: every projection).
         #[arg(value_enum)]
@@ -27,7 +30,11 @@ enum Command {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    service::exit_on_error(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::<Command>::parse_as("sextant-query", "Sextant's query API and projections");
     let settings = cli.settings.resolve();
     let pool = service::start(&settings).await?;
@@ -46,8 +53,7 @@ async fn main() -> anyhow::Result<()> {
                     .collect()
             };
             for projection in chosen {
-                let report = replay::rebuild(&pool, projection, true).await?;
-                tracing::info!(?report, "rebuilt");
+                replay::rebuild(&pool, projection, replay::Progress::for_stderr()).await?;
             }
             return Ok(());
         }

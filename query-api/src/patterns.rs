@@ -3,14 +3,15 @@
 //! rate, 95% Wilson interval, lift over the client's baseline, p and
 //! Benjamini–Hochberg q within the family.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use sextant_adapters::http::{positioned, ClientScope, Problem, StrictQuery};
+use sextant_adapters::http::{positioned, Auth, ClientScope, Principal, Problem, StrictQuery};
 use sextant_application::read_model::{clients, patterns, platform};
 use sextant_domain::learning::{Family, Metric};
 use sextant_projections::ProjectionName;
@@ -68,22 +69,37 @@ struct PlatformParams {
     industry: Option<String>,
 }
 
+/// A caller of the platform tables: the operator, or any key of a client
+/// that shares its own data. Checked before the path's family and the query
+/// string are read: anyone else gets 403 whatever they asked.
+struct PlatformReader;
+
+impl FromRequestParts<AppState> for PlatformReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Auth(principal) = Auth::from_request_parts(parts, state).await?;
+        if let Principal::Key { client_id, .. } = &principal {
+            if !clients::shares_data(&state.pool, *client_id).await? {
+                return Err(Problem::forbidden(
+                    "platform patterns are for the operator key and for keys of clients that \
+                     share their own data; give data-sharing consent first",
+                )
+                .into());
+            }
+        }
+        Ok(Self)
+    }
+}
+
 /// `GET /v1/patterns/platform/{family}`: for the operator, or a client that
 /// shares its own data.
 async fn platform(
     State(state): State<AppState>,
-    sextant_adapters::http::Auth(principal): sextant_adapters::http::Auth,
+    _: PlatformReader,
     Path(family): Path<String>,
     StrictQuery(params): StrictQuery<PlatformParams>,
 ) -> Result<Response, ApiError> {
-    if let sextant_adapters::http::Principal::Key { client_id, .. } = &principal {
-        if !clients::shares_data(&state.pool, *client_id).await? {
-            return Err(Problem::forbidden(
-                "platform patterns are for clients that share their own data; give data-sharing consent first",
-            )
-            .into());
-        }
-    }
     let family = Family::parse(&family).ok_or_else(|| {
         Problem::not_found("unknown pattern family; known: what, when, how, who, versions")
     })?;

@@ -13,14 +13,19 @@
 //! - [`procs`]: the real service binaries as child processes, to `kill -9`.
 //! - [`load`]: retrying load with a ledger, and the counting checks the
 //!   fault suite proves "nothing lost, nothing duplicated" with.
+//! - [`providers`]: the eight providers' documented webhooks, signed and
+//!   delivered as each provider does.
+//! - [`dump`]: a test database as `pg_dump` text.
 
 pub mod bench;
 pub mod checks;
+pub mod dump;
 pub mod fake_llm;
 pub mod load;
 pub mod nats;
 pub mod postgres;
 pub mod procs;
+pub mod providers;
 pub mod proxy;
 pub mod simulator;
 
@@ -44,6 +49,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub const OPERATOR_KEY: &str = "test-operator-key-0123456789";
+/// The services' `SEXTANT_SECRETS_KEY` in tests.
+pub const SECRETS_KEY: &str = "73657874616e7420746573742073656372657473206b65793a20756e73616665";
 
 pub fn admin_database_url() -> String {
     std::env::var("DATABASE_URL")
@@ -125,6 +132,7 @@ impl TestEnv {
             "DATABASE_URL" => Some(url.clone()),
             "NATS_URL" => Some(nats.clone()),
             "SEXTANT_OPERATOR_KEY" => Some(OPERATOR_KEY.into()),
+            "SEXTANT_SECRETS_KEY" => Some(SECRETS_KEY.into()),
             "SEXTANT_DATABASE_MAX_CONNECTIONS" => Some("8".into()),
             _ => None,
         })

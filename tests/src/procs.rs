@@ -5,9 +5,12 @@
 //! (`target/<profile>/sextant-command`, `…/sextant-query`). A test run by
 //! `cargo nextest run` alone would find them stale or missing, so the first
 //! use in a test process asks cargo to bring them up to date (a no-op of a
-//! second after `deploy/local/test.sh`, which builds them first). The
-//! benchmark harness, itself one of those binaries, uses them as built
-//! ([`Binary::built_path`]) and the same environment ([`service_env`]).
+//! second after `deploy/local/test.sh`, which builds them first, with this
+//! very command: `deploy/local/up.sh` uses it too, since cargo unifies
+//! features over the packages a build names and another selection could
+//! build them anew). The benchmark harness, itself one of those binaries,
+//! uses them as built ([`Binary::built_path`]) and the same environment
+//! ([`service_env`]).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -29,6 +32,8 @@ pub enum Binary {
 }
 
 impl Binary {
+    pub const ALL: [Binary; 2] = [Binary::Command, Binary::Query];
+
     pub fn name(self) -> &'static str {
         match self {
             Binary::Command => "sextant-command",
@@ -101,6 +106,7 @@ pub fn service_env(env: &TestEnv) -> Vec<(String, String)> {
         ("DATABASE_URL".into(), env.database_url.clone()),
         ("NATS_URL".into(), env.nats_url.clone()),
         ("SEXTANT_OPERATOR_KEY".into(), OPERATOR_KEY.into()),
+        ("SEXTANT_SECRETS_KEY".into(), crate::SECRETS_KEY.into()),
         ("SEXTANT_STREAM".into(), env.stream.name.clone()),
         (
             "SEXTANT_SUBJECT_PREFIX".into(),
@@ -124,12 +130,22 @@ impl Service {
     /// Starts `binary` against `env`'s database and stream on a free port
     /// and waits until it answers `/healthz`.
     pub async fn start(binary: Binary, env: &TestEnv) -> Self {
+        Self::start_with(binary, env, &[]).await
+    }
+
+    /// As [`Service::start`], with `extra` variables set as well.
+    pub async fn start_with(binary: Binary, env: &TestEnv, extra: &[(&str, &str)]) -> Self {
         let port = free_port();
         let mut vars = service_env(env);
         vars.extend([
             ("SEXTANT_DATABASE_MAX_CONNECTIONS".into(), "8".into()),
             (binary.addr_var().into(), format!("127.0.0.1:{port}")),
         ]);
+        vars.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let mut service = Self {
             binary,
             port,
@@ -143,6 +159,11 @@ impl Service {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The running process's id (for `/proc/<pid>/status`, say).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
     }
 
     /// (Re)starts the process on the same port and waits for `/healthz`.

@@ -33,11 +33,23 @@ async fn client(app: &Running, mode: &str) -> Client {
     }
 }
 
+/// Proposes `body` with the key its source needs: analyses and agent
+/// suggestions come from the ingest key; human, best-practice and
+/// cross-client updates need a reviewer (an ingest key proposing them is
+/// refused: `an_ingest_key_may_propose_only_analyses_and_agent_suggestions`).
 async fn propose(app: &Running, c: &Client, body: Value) -> Answer {
+    let key = match body["source"].as_str() {
+        Some("manual" | "document" | "best_practices" | "cross_client_patterns") => &c.reviewer,
+        _ => &c.ingest,
+    };
+    propose_with(app, c, key, body).await
+}
+
+async fn propose_with(app: &Running, c: &Client, key: &str, body: Value) -> Answer {
     app.command(
         Method::POST,
         &format!("/v1/clients/{}/context/updates", c.id),
-        Some(&c.ingest),
+        Some(key),
         Some(body),
     )
     .await
@@ -520,6 +532,7 @@ async fn bad_context_input_is_refused_with_a_clear_problem_and_writes_nothing() 
     let env = TestEnv::new().await;
     let app = env.start().await;
     let c = client(&app, "co_pilot").await;
+    let reader = c.reader_key(&app).await;
     let applied = propose(
         &app,
         &c,
@@ -643,18 +656,19 @@ async fn bad_context_input_is_refused_with_a_clear_problem_and_writes_nothing() 
         StatusCode::UNPROCESSABLE_ENTITY,
         "{answer:?}"
     );
-    for to_version in [0, 7] {
-        let answer = app
-            .command(
-                Method::POST,
-                &format!("/v1/clients/{}/context/rollback", c.id),
-                Some(&c.reviewer),
-                Some(json!({ "to_version": to_version, "reason": "r" })),
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{answer:?}");
-    }
-    // Roles: the ingest key cannot decide, the reviewer cannot propose.
+    // A version after the current one; version 0, the empty document, is a
+    // version like any other (edges::rollback_reaches_version_0_...).
+    let answer = app
+        .command(
+            Method::POST,
+            &format!("/v1/clients/{}/context/rollback", c.id),
+            Some(&c.reviewer),
+            Some(json!({ "to_version": 7, "reason": "r" })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{answer:?}");
+    // Roles: the ingest key cannot decide nor write a manual update; a
+    // reader cannot propose at all.
     let answer = app
         .command(
             Method::POST,
@@ -664,14 +678,21 @@ async fn bad_context_input_is_refused_with_a_clear_problem_and_writes_nothing() 
         )
         .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
-    let answer = app
-        .command(
-            Method::POST,
-            &format!("/v1/clients/{}/context/updates", c.id),
-            Some(&c.reviewer),
-            Some(update("manual", json!({ "a": 1 }), 1.0)),
-        )
-        .await;
+    let answer = propose_with(
+        &app,
+        &c,
+        &c.ingest,
+        update("manual", json!({ "a": 1 }), 1.0),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let answer = propose_with(
+        &app,
+        &c,
+        &reader,
+        update("agent_suggestion", json!({ "a": 1 }), 1.0),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::FORBIDDEN);
     // Bad query input.
     let answer = app
@@ -875,5 +896,134 @@ async fn a_number_too_large_for_storage_is_refused_and_the_context_stays_usable(
     );
     let approved = decide(&app, &c, &pending, "approve", None).await;
     assert_eq!(approved.status, StatusCode::OK, "{approved:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_key_may_propose_only_analyses_and_agent_suggestions() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let c = client(&app, "autopilot").await;
+    let before = env.event_ids().await.len();
+    for (i, source) in [
+        "manual",
+        "document",
+        "best_practices",
+        "cross_client_patterns",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let body = update(
+            source,
+            json!({ "playbook": { format!("row_{i}"): 1 } }),
+            1.0,
+        );
+        let answer = propose_with(&app, &c, &c.ingest, body).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{source}: {answer:?}");
+        let detail = answer.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains(source)
+                && detail.contains("reviewer or admin key, or the operator key"),
+            "{source}: {detail:?}"
+        );
+    }
+    assert_eq!(
+        env.event_ids().await.len(),
+        before,
+        "a refused proposal wrote events"
+    );
+    // What an ingest key may propose still follows the permission mode.
+    let confident = propose_with(
+        &app,
+        &c,
+        &c.ingest,
+        update("email_performance", json!({ "playbook": { "a": 1 } }), 0.95),
+    )
+    .await;
+    assert_eq!(confident.body["status"], "applied", "{confident:?}");
+    let unsure = propose_with(
+        &app,
+        &c,
+        &c.ingest,
+        update("agent_suggestion", json!({ "playbook": { "b": 1 } }), 0.5),
+    )
+    .await;
+    assert_eq!(unsure.body["status"], "pending", "{unsure:?}");
+    // Reviewers, admins and the operator write human updates directly.
+    let admin = app.issue_key(c.id, "admin").await;
+    for (i, key) in [c.reviewer.as_str(), admin.as_str(), OPERATOR_KEY]
+        .iter()
+        .enumerate()
+    {
+        let answer = propose_with(
+            &app,
+            &c,
+            key,
+            update("manual", json!({ "company": { format!("k{i}"): 1 } }), 1.0),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{answer:?}");
+        assert_eq!(answer.body["status"], "applied", "{answer:?}");
+    }
+    app.stop().await;
+}
+
+async fn capture(app: &Running, c: &Client, key: &str, doc_key: &str, content: &str) -> Answer {
+    app.command(
+        Method::POST,
+        &format!("/v1/clients/{}/documents", c.id),
+        Some(key),
+        Some(
+            json!({ "key": doc_key, "title": "Notes", "source": "meeting_notes",
+                     "content": content, "captured_at": "2026-11-01T00:00:00Z" }),
+        ),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_insights_of_a_document_an_ingest_key_captures_wait_for_a_reviewer() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    // Even autopilot does not apply an ingest key's document unreviewed.
+    let c = client(&app, "autopilot").await;
+    let captured = capture(
+        &app,
+        &c,
+        &c.ingest,
+        "icp",
+        "Target industries: fintech, insurtech\n",
+    )
+    .await;
+    assert_eq!(captured.status, StatusCode::CREATED, "{captured:?}");
+    assert_eq!(captured.body["update"]["status"], "pending", "{captured:?}");
+    assert!(captured.body["update"]["version"].is_null(), "{captured:?}");
+    let update_id = captured.body["update"]["update_id"]
+        .as_str()
+        .expect("the update the insights became")
+        .to_owned();
+    let queue = read(&app, &c, "/approvals?status=pending", captured.position()).await;
+    let items = queue.body["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1, "{queue:?}");
+    assert_eq!(items[0]["source"], "document");
+    assert_eq!(items[0]["update_id"], update_id.as_str());
+    let now = read(&app, &c, "/context", captured.position()).await;
+    assert_eq!(now.body["version"], 0, "{now:?}");
+
+    let approved = decide(&app, &c, &update_id, "approve", None).await;
+    assert_eq!(approved.status, StatusCode::OK, "{approved:?}");
+    assert_eq!(approved.body["version"], 1);
+
+    // A reviewer's document applies at once, as the operator's does.
+    let direct = capture(&app, &c, &c.reviewer, "regions", "Regions: AU, NZ\n").await;
+    assert_eq!(direct.status, StatusCode::CREATED, "{direct:?}");
+    assert_eq!(direct.body["update"]["status"], "applied", "{direct:?}");
+    assert_eq!(direct.body["update"]["version"], 2, "{direct:?}");
+    let now = read(&app, &c, "/context", direct.position()).await;
+    assert_eq!(
+        now.body["document"]["icp"],
+        json!({ "industries": ["fintech", "insurtech"], "regions": ["AU", "NZ"] })
+    );
     app.stop().await;
 }

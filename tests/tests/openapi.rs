@@ -273,8 +273,11 @@ async fn every_documented_operation_is_routed_on_both_services() {
         let (_, answers) = call_every_operation(&app, service, client, experiment).await;
         assert!(!answers.is_empty(), "{service:?} documents nothing");
         for (operation, answer) in answers {
+            // The command API adds where reads live to a GET's "no such endpoint".
             let unrouted = answer.status == StatusCode::NOT_FOUND
-                && answer.body["detail"] == "no such endpoint";
+                && answer.body["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("no such endpoint"));
             assert!(
                 !unrouted,
                 "{service:?}: {operation} is documented but not routed: {answer:?}"

@@ -117,7 +117,8 @@ async fn platform_patterns_pool_only_consenting_clients_and_name_none_of_them() 
     )
     .await;
     assert_eq!(thin.body["rows"], json!([]), "{thin:?}");
-    assert_eq!(thin.body["contributing_clients"], 0);
+    // Withheld, not zero: no count is drawn from fewer than five.
+    assert_eq!(thin.body["contributing_clients"], Value::Null, "{thin:?}");
     app.stop().await;
 }
 
@@ -273,5 +274,25 @@ async fn new_clients_start_from_priors_that_say_their_level_and_practices_reach_
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Only what a platform row supports: not a key no row has, not the
+    // opposite of what the row says.
+    for (key, verdict, field) in [
+        ("cta=pigeon", "prefer", "key"),
+        ("cta=meeting", "avoid", "verdict"),
+    ] {
+        let refused = app
+            .command(
+                Method::POST,
+                "/v1/patterns/platform/practices",
+                Some(OPERATOR_KEY),
+                Some(json!({ "family": "what", "key": key, "verdict": verdict, "note": "the operator's hunch" })),
+            )
+            .await;
+        assert_eq!(
+            (refused.status, refused.body["errors"][0]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{key} {verdict}: {refused:?}"
+        );
+    }
     app.stop().await;
 }

@@ -201,3 +201,73 @@ async fn queries_keep_serving_while_a_projection_is_rebuilt() {
     let answers = reads.await.expect("reader");
     assert!(answers.iter().all(|s| *s == StatusCode::OK), "{answers:?}");
 }
+
+/// What Postgres's statistics say of `table`: analysed by hand, and the
+/// row count the planner assumes (`-1`: never measured).
+async fn statistics_of(env: &TestEnv, table: &str) -> (bool, f32) {
+    sqlx::query_as(
+        "SELECT s.last_analyze IS NOT NULL, c.reltuples FROM pg_stat_user_tables s \
+         JOIN pg_class c ON c.oid = s.relid WHERE s.schemaname = 'public' AND s.relname = $1",
+    )
+    .bind(table)
+    .fetch_one(&env.pool)
+    .await
+    .expect("the table's statistics")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_analyses_the_log_without_statistics_and_swaps_in_analysed_tables() {
+    let env = TestEnv::new().await;
+    // A freshly loaded log: autovacuum must not analyse it behind the test.
+    sqlx::query("ALTER TABLE events SET (autovacuum_enabled = false)")
+        .execute(&env.pool)
+        .await
+        .expect("autovacuum off for events");
+    let app = env.start().await;
+    a_varied_history(&app).await;
+    caught_up(&env).await;
+    let never: (bool, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(
+        "SELECT last_analyze IS NULL, last_autoanalyze FROM pg_stat_user_tables \
+         WHERE schemaname = 'public' AND relname = 'events'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .expect("the log's statistics");
+    assert_eq!(never, (true, None), "the log starts without statistics");
+
+    let projection = sextant_projections::by_name("clients").expect("clients projection");
+    replay::rebuild(&env.pool, projection.clone(), false)
+        .await
+        .expect("rebuild");
+
+    let (analysed, rows) = statistics_of(&env, "events").await;
+    assert!(analysed, "the replay analysed the log");
+    assert!(rows > 0.0, "the planner knows the log's size: {rows}");
+    for table in projection.tables() {
+        let (analysed, rows) = statistics_of(&env, table).await;
+        assert!(analysed, "{table} was swapped in without statistics");
+        assert!(rows >= 0.0, "{table} was swapped in never measured");
+    }
+    let (_, clients) = statistics_of(&env, "clients_view").await;
+    assert!(clients >= 3.0, "three clients: {clients}");
+
+    // Fresh statistics are left alone: a second replay does not analyse
+    // the log again.
+    let before: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = 'public' AND relname = 'events'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .expect("when the log was analysed");
+    replay::rebuild(&env.pool, projection, false)
+        .await
+        .expect("rebuild again");
+    let after: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = 'public' AND relname = 'events'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .expect("when the log was analysed");
+    assert_eq!(before, after, "fresh statistics are kept");
+    app.stop().await;
+}

@@ -108,6 +108,7 @@ impl DomainRefusal for ContextError {
             | Self::DuplicateUpdateId(_)
             | Self::VersionMismatch(_) => Problem::conflict(detail),
             Self::VersionNotReadable(_) => Problem::unavailable(detail),
+            Self::NotPermitted { .. } => Problem::forbidden(detail),
         }
     }
 }

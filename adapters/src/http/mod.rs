@@ -1,17 +1,22 @@
 //! HTTP plumbing both services share: RFC 9457 problem details, the strict
-//! JSON body extractor, authentication, request and correlation ids,
-//! request metrics, and the position header.
+//! JSON body extractor, authentication and authorisation (the extractors
+//! [`ClientScope`] and [`OperatorKey`] check who may call an endpoint, as
+//! its [`Admits`] type says, before any body is read), request and
+//! correlation ids, request metrics, and the position header.
 //!
 //! - [`error`]: [`ApiError`], the one error both services and every use
 //!   case answer, rendered through [`Problem`].
+//! - [`server`]: the HTTP/1.1 server under [`serve`]: bounds on slow and
+//!   idle clients, the connection limit, graceful shutdown.
 
+use std::marker::PhantomData;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -30,8 +35,11 @@ use sextant_domain::values::Role;
 use crate::keys;
 
 mod error;
+mod required;
+mod server;
 
 pub use error::{ApiError, DomainRefusal};
+pub use required::required_fields;
 
 pub const POSITION_HEADER: &str = "sextant-position";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -196,14 +204,6 @@ where
                 v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
             })
             .unwrap_or(false);
-        if !is_json {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send the body as application/json",
-            ));
-        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             let status = rejection.status();
             if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -217,7 +217,61 @@ where
                 Problem::bad_request(rejection.body_text())
             }
         })?;
+        // No body at all is told what the body must hold, whatever its
+        // content type says: that is what the caller is missing.
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(missing_body::<T>());
+        }
+        if !is_json {
+            let fields = required_fields::<T>();
+            let detail = if fields.is_empty() {
+                "send the body as application/json".to_owned()
+            } else {
+                format!(
+                    "send the body as application/json: an object with {}",
+                    list_fields(&fields)
+                )
+            };
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                detail,
+            ));
+        }
         parse_json(&bytes).map(StrictJson)
+    }
+}
+
+/// The answer to a request without a body: 422 naming every field the body
+/// must have (as far as its type tells).
+fn missing_body<T: DeserializeOwned>() -> Problem {
+    let fields = required_fields::<T>();
+    if fields.is_empty() {
+        return Problem::invalid_field(".", "the body must be a JSON object");
+    }
+    let detail = format!("the body must be JSON with {}", list_fields(&fields));
+    Problem {
+        detail,
+        ..Problem::validation(
+            fields
+                .iter()
+                .map(|field| FieldError {
+                    field: field.clone(),
+                    message: "is required".into(),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// `` `a` ``, `` `a` and `b` ``, `` `a`, `b` and `c` ``.
+fn list_fields(fields: &[String]) -> String {
+    let quoted: Vec<String> = fields.iter().map(|f| format!("`{f}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -278,6 +332,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     })
 }
 
+/// The field a deserialization error is about. Serde reports a missing
+/// field at the path of the object that lacks it (`.` at the top), and
+/// names the field only in its message: the field's own path is both.
+pub fn error_field(path: &str, message: &str) -> String {
+    let within = (!path.is_empty() && path != ".").then_some(path);
+    match (required::missing_field(message), within) {
+        (Some(name), Some(path)) => format!("{path}.{name}"),
+        (Some(name), None) => name.to_owned(),
+        (None, Some(path)) => path.to_owned(),
+        (None, None) => ".".to_owned(),
+    }
+}
+
 /// The largest magnitude a number may have. Bodies end up in jsonb, whose
 /// numbers are decimal: one near `f64::MAX` comes back as a decimal that no
 /// longer parses as a double, and the record holding it could never be read
@@ -328,7 +395,7 @@ fn json_problem(path: &str, err: &serde_json::Error) -> Problem {
         Category::Syntax | Category::Eof | Category::Io => {
             Problem::bad_request(format!("malformed JSON: {message}"))
         }
-        Category::Data => Problem::invalid_field(if path.is_empty() { "." } else { path }, message),
+        Category::Data => Problem::invalid_field(&error_field(path, &message), message),
     }
 }
 
@@ -362,7 +429,8 @@ impl Principal {
 
     /// May act on `client_id` with one of `roles` (an admin always may; the
     /// operator always may). A key of another client gets 404, as if the
-    /// client did not exist; a key of this client without the role, 403.
+    /// client did not exist; a key of this client without the role, 403
+    /// naming every caller that may.
     pub fn authorize(&self, client_id: Uuid, roles: &[Role]) -> Result<(), Problem> {
         match self {
             Self::Operator => Ok(()),
@@ -377,13 +445,9 @@ impl Principal {
                     Ok(())
                 } else {
                     Err(Problem::forbidden(format!(
-                        "a {} key may not do this; it needs one of: {}",
-                        role.as_str(),
-                        roles
-                            .iter()
-                            .map(|r| r.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        "{} may not do this; it needs {}",
+                        key_of(*role),
+                        who_may(roles)
                     )))
                 }
             }
@@ -392,10 +456,7 @@ impl Principal {
 
     /// Every role may read its own client.
     pub fn authorize_read(&self, client_id: Uuid) -> Result<(), Problem> {
-        self.authorize(
-            client_id,
-            &[Role::Admin, Role::Reviewer, Role::Ingest, Role::Reader],
-        )
+        self.authorize(client_id, EVERY_ROLE)
     }
 
     pub fn require_operator(&self) -> Result<(), Problem> {
@@ -404,6 +465,87 @@ impl Principal {
             Self::Key { .. } => Err(Problem::forbidden("only the operator may do this")),
         }
     }
+
+    /// Is admitted by `A` to act on `client_id`.
+    pub fn admit<A: Admits>(&self, client_id: Uuid) -> Result<(), Problem> {
+        // A key of another client is 404 on every endpoint, operator-only
+        // ones included: nothing about another client is revealed.
+        self.authorize_read(client_id)?;
+        match A::ROLES {
+            Some(roles) => self.authorize(client_id, roles),
+            None => self.require_operator(),
+        }
+    }
+}
+
+/// "a reader key", "an ingest key".
+fn key_of(role: Role) -> String {
+    let article = if matches!(role, Role::Admin | Role::Ingest) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {} key", role.as_str())
+}
+
+/// Every caller `roles` admits, in words: the roles, admin (which may do
+/// whatever its client may) and the operator key.
+pub fn who_may(roles: &[Role]) -> String {
+    let mut names: Vec<&str> = roles
+        .iter()
+        .filter(|r| **r != Role::Admin)
+        .map(|r| r.as_str())
+        .collect();
+    if names.is_empty() {
+        return "an admin key or the operator key".into();
+    }
+    names.push("admin");
+    format!("one of: {}, or the operator key", names.join(", "))
+}
+
+/// Which callers an endpoint admits, as a type, so that its extractor
+/// ([`ClientScope`], [`OperatorKey`]) checks it before the body is read: a
+/// caller that may not call an endpoint gets 403 whatever its body.
+pub trait Admits: Send + Sync + 'static {
+    /// The key roles admitted; admin keys and the operator key always are.
+    /// `None`: the operator key alone.
+    const ROLES: Option<&'static [Role]>;
+}
+
+/// Any key of the client: reads.
+pub struct AnyRole;
+/// `ingest`: sends, outcomes, send authorisation.
+pub struct Ingesters;
+/// `ingest` or `reviewer`: context proposals and documents. What each may
+/// propose, and whether it applies without review, is the context ledger's
+/// own rule (`sextant_domain::context::route_for`).
+pub struct Proposers;
+/// `reviewer`: review and rollback.
+pub struct Reviewers;
+/// `admin` alone.
+pub struct Admins;
+/// The operator key alone.
+pub struct OperatorOnly;
+
+const EVERY_ROLE: &[Role] = &[Role::Admin, Role::Reviewer, Role::Ingest, Role::Reader];
+
+impl Admits for AnyRole {
+    const ROLES: Option<&'static [Role]> = Some(EVERY_ROLE);
+}
+impl Admits for Ingesters {
+    const ROLES: Option<&'static [Role]> = Some(&[Role::Ingest]);
+}
+impl Admits for Proposers {
+    const ROLES: Option<&'static [Role]> = Some(&[Role::Ingest, Role::Reviewer]);
+}
+impl Admits for Reviewers {
+    const ROLES: Option<&'static [Role]> = Some(&[Role::Reviewer]);
+}
+impl Admits for Admins {
+    const ROLES: Option<&'static [Role]> = Some(&[Role::Admin]);
+}
+impl Admits for OperatorOnly {
+    const ROLES: Option<&'static [Role]> = None;
 }
 
 /// Checks the bearer key: the operator's, or a client key in the registry.
@@ -473,15 +615,31 @@ impl<S: AuthState> FromRequestParts<S> for Auth {
     }
 }
 
-/// The client a request's path names, and a caller allowed to see it: a key
-/// of another client is answered 404 here, before the body is even read, as
-/// if the client did not exist. Handlers still check the role they need.
-pub struct ClientScope {
-    pub client_id: Uuid,
-    pub principal: Principal,
+/// The operator key, checked before the body is read: a client key gets 403
+/// whatever its body. Holds the (operator) principal.
+pub struct OperatorKey(pub Principal);
+
+impl<S: AuthState> FromRequestParts<S> for OperatorKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = authenticate(&parts.headers, state.pool(), state.operator_key()).await?;
+        principal.require_operator()?;
+        Ok(Self(principal))
+    }
 }
 
-impl<S: AuthState> FromRequestParts<S> for ClientScope {
+/// The client a request's path names, and a caller `A` admits to act on
+/// it, checked before the body is even read: a key of another client is
+/// 404, as if the client did not exist; a key of this client that `A` does
+/// not admit is 403, naming every caller that may.
+pub struct ClientScope<A: Admits = AnyRole> {
+    pub client_id: Uuid,
+    pub principal: Principal,
+    admits: PhantomData<A>,
+}
+
+impl<S: AuthState, A: Admits> FromRequestParts<S> for ClientScope<A> {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
@@ -493,10 +651,11 @@ impl<S: AuthState> FromRequestParts<S> for ClientScope {
         let principal = authenticate(&parts.headers, state.pool(), state.operator_key()).await?;
         let client_id =
             client_id_from_path(params.get("client_id").map(String::as_str).unwrap_or(""))?;
-        principal.authorize_read(client_id)?;
+        principal.admit::<A>(client_id)?;
         Ok(Self {
             client_id,
             principal,
+            admits: PhantomData,
         })
     }
 }
@@ -509,6 +668,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for StrictQuery<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        // Decoded, a parameter may hold NUL or other control characters,
+        // which no parameter means and Postgres text cannot hold.
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|err| Problem::invalid_field("query", err.to_string()))?;
+        for (name, value) in &pairs {
+            if name.chars().chain(value.chars()).any(char::is_control) {
+                let field = if name.chars().any(char::is_control) {
+                    "query"
+                } else {
+                    name.as_str()
+                };
+                return Err(Problem::invalid_field(
+                    field,
+                    "must not contain control characters",
+                ));
+            }
+        }
         serde_urlencoded::from_str(query)
             .map(StrictQuery)
             .map_err(|err| Problem::invalid_field("query", err.to_string()))
@@ -570,11 +746,14 @@ pub fn positioned<T: Serialize>(status: StatusCode, body: &T, position: i64) -> 
 
 /// A service: its `api` routes, plus what every service answers (health,
 /// readiness, metrics, its OpenAPI document) and the fallbacks, with the
-/// common layers around all of it.
+/// common layers around all of it. `elsewhere`, if any, is added to the
+/// answer of a method the service does not take on a path, and of a read
+/// (GET or HEAD) of a path it does not have: where such requests belong.
 pub fn service<S: Clone + Send + Sync + 'static>(
     api: Router<S>,
     readyz: axum::routing::MethodRouter<S>,
     openapi: &'static str,
+    elsewhere: Option<&'static str>,
     state: S,
 ) -> Router {
     let app = Router::new()
@@ -588,22 +767,26 @@ pub fn service<S: Clone + Send + Sync + 'static>(
             ),
         )
         .merge(api)
-        .fallback(fallback)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(move |method: Method| async move { fallback(&method, elsewhere) })
+        .method_not_allowed_fallback(move |method: Method| async move {
+            method_not_allowed(&method, elsewhere)
+        })
         .with_state(state);
     with_common_layers(app)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains
-/// in-flight requests.
+/// in-flight requests. `limits` bound what a client may hold: the time to
+/// send headers, the time a keep-alive connection may idle, the time a
+/// body and a whole request may take, and how many connections are served
+/// at once ([`server`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: crate::config::HttpSettings,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, router, limits, shutdown).await
 }
 
 /// A command's answer when its position is all there is to say.
@@ -616,7 +799,9 @@ pub fn position_only(status: StatusCode, position: i64) -> Response {
 }
 
 /// Request ids, a tracing span per request (with both ids), request metrics,
-/// panics turned into a logged 500 problem, and the default body limit.
+/// panics turned into a logged 500 problem, the default body limit, and the
+/// body and request deadlines [`serve`] sets (408 or 503 problems, inside
+/// the span and with the request id).
 pub fn with_common_layers(router: Router) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
         let ids = ids_of(req.headers());
@@ -635,6 +820,7 @@ pub fn with_common_layers(router: Router) -> Router {
             tracing::error!("handler panicked");
             Problem::internal().into_response()
         }))
+        .layer(axum::middleware::from_fn(server::bound_request))
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -673,18 +859,29 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Answers 404 problem+json for unknown paths.
-pub async fn fallback() -> Problem {
-    Problem::not_found("no such endpoint")
+/// Answers 404 problem+json for unknown paths; a read of one is told where
+/// reads belong, if the service says.
+pub fn fallback(method: &Method, elsewhere: Option<&str>) -> Problem {
+    match elsewhere {
+        Some(hint) if *method == Method::GET || *method == Method::HEAD => {
+            Problem::not_found(format!("no such endpoint: {hint}"))
+        }
+        _ => Problem::not_found("no such endpoint"),
+    }
 }
 
-/// Answers 405 problem+json for a known path with the wrong method.
-pub async fn method_not_allowed() -> Problem {
+/// Answers 405 problem+json for a known path with the wrong method, with
+/// where such requests belong, if the service says.
+pub fn method_not_allowed(method: &Method, elsewhere: Option<&str>) -> Problem {
+    let detail = match elsewhere {
+        Some(hint) => format!("this endpoint does not accept {method}: {hint}"),
+        None => "this endpoint does not accept that method".to_owned(),
+    };
     Problem::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method-not-allowed",
         "Method not allowed",
-        "this endpoint does not accept that method",
+        detail,
     )
 }
 
@@ -747,5 +944,55 @@ mod tests {
         );
         assert_eq!(reader.require_operator().map_err(|p| p.status), Err(403));
         assert_eq!(Principal::Operator.authorize(own, &[Role::Admin]), Ok(()));
+    }
+
+    #[test]
+    fn a_refusal_names_every_caller_that_may_including_admin_and_the_operator() {
+        let own = Uuid::from_u128(1);
+        let key = |role| Principal::Key {
+            key_id: Uuid::from_u128(9),
+            client_id: own,
+            role,
+        };
+        let reader = key(Role::Reader);
+        let cases = [
+            (
+                reader.admit::<Ingesters>(own),
+                "a reader key may not do this; it needs one of: ingest, admin, or the operator key",
+            ),
+            (
+                reader.admit::<Proposers>(own),
+                "a reader key may not do this; \
+                 it needs one of: ingest, reviewer, admin, or the operator key",
+            ),
+            (
+                key(Role::Ingest).admit::<Reviewers>(own),
+                "an ingest key may not do this; it needs one of: reviewer, admin, or the operator key",
+            ),
+            (
+                key(Role::Reviewer).admit::<Admins>(own),
+                "a reviewer key may not do this; it needs an admin key or the operator key",
+            ),
+            (
+                key(Role::Admin).admit::<OperatorOnly>(own),
+                "only the operator may do this",
+            ),
+        ];
+        for (admitted, expected) in cases {
+            assert_eq!(
+                admitted.map_err(|p| (p.status, p.detail)),
+                Err((403, expected.to_owned()))
+            );
+        }
+        // Another client's key is 404 whatever the endpoint admits.
+        assert_eq!(
+            key(Role::Admin)
+                .admit::<OperatorOnly>(Uuid::from_u128(2))
+                .map_err(|p| p.status),
+            Err(404)
+        );
+        assert_eq!(key(Role::Admin).admit::<Reviewers>(own), Ok(()));
+        assert_eq!(key(Role::Reader).admit::<AnyRole>(own), Ok(()));
+        assert_eq!(Principal::Operator.admit::<OperatorOnly>(own), Ok(()));
     }
 }

@@ -84,6 +84,19 @@ fn lead_field(v: &Value, fields: &[&str]) -> Option<String> {
         .find_map(|path| text(v, &path))
 }
 
+/// `firstName lastName`, or whichever of them is given, or `fullName`.
+fn lead_name(v: &Value) -> Option<String> {
+    let parts: Vec<String> = [&["firstName", "first_name"][..], &["lastName", "last_name"]]
+        .iter()
+        .filter_map(|fields| lead_field(v, fields))
+        .collect();
+    if parts.is_empty() {
+        lead_field(v, &["fullName", "full_name", "name"])
+    } else {
+        Some(parts.join(" "))
+    }
+}
+
 fn lead_email(v: &Value) -> Option<String> {
     lead_field(v, &["emailAddress", "email_address", "email"])
 }
@@ -128,9 +141,14 @@ pub(super) fn map(body: &[u8]) -> Result<Vec<Mapped>, Unmappable> {
                 provider: PROVIDER.as_str().to_owned(),
                 provider_message_id: message_id,
                 lead_ref,
+                // The name and profile URL are kept with the lead's identity
+                // (never in the log), so that erasing the lead finds what
+                // else names it by them.
                 lead: LeadInput {
                     email,
+                    name: lead_name(&v),
                     title: lead_field(&v, &["position", "headline"]),
+                    profile_url: lead_field(&v, &["linkedInUrl", "profileUrl", "profile_url"]),
                     ..LeadInput::default()
                 },
                 channel: Channel::Linkedin,
@@ -187,6 +205,11 @@ mod tests {
         assert_eq!(send.channel, Channel::Linkedin);
         assert_eq!(send.provider_message_id, "123:ld_88231:connection");
         assert_eq!(send.lead.email.as_deref(), Some("jane@company.example"));
+        assert_eq!(send.lead.name.as_deref(), Some("Jane Smith"));
+        assert_eq!(
+            send.lead.profile_url.as_deref(),
+            Some("https://linkedin.com/in/janesmith")
+        );
         assert_eq!(send.campaign_id.as_deref(), Some("123"));
         let items = mapped(ACCEPTED);
         let accepted = only_outcome(&items);

@@ -1,5 +1,12 @@
 //! Client reads: the operator's list, one client's detail with its sending
 //! resources, API keys and webhook secrets, and its audit trail.
+//!
+//! Secrets are never read back: API keys are kept as hashes and webhook
+//! secrets sealed, and neither is ever answered. What is derived from them
+//! (an API key's hash, a webhook secret's fingerprint) is shown only to
+//! callers who manage credentials ([`Credentials::of`]): the operator and
+//! admin and reviewer keys. Reader and ingest keys see neither, in a
+//! client's detail or in its audit trail.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -7,7 +14,8 @@ use serde_json::Value;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
-use sextant_adapters::http::Problem;
+use sextant_adapters::http::{Principal, Problem};
+use sextant_domain::values::Role;
 
 use crate::Result;
 
@@ -74,12 +82,49 @@ pub struct KeyRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// A provider's webhook secret of a client, by fingerprint only.
+/// A provider's webhook secret of a client: never the secret; its
+/// fingerprint only for those who see [`Credentials::Shown`].
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct WebhookRow {
     pub provider: String,
-    pub secret_fingerprint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_fingerprint: Option<String>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Whether a caller sees what is derived from a client's credentials: API
+/// key hashes and webhook secret fingerprints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials {
+    Shown,
+    Withheld,
+}
+
+impl Credentials {
+    /// Shown to the operator and to admin and reviewer keys, who manage or
+    /// check a client's set-up; withheld from reader and ingest keys, which
+    /// have no use for them.
+    pub fn of(principal: &Principal) -> Self {
+        match principal {
+            Principal::Operator => Self::Shown,
+            Principal::Key { role, .. } => match role {
+                Role::Admin | Role::Reviewer => Self::Shown,
+                Role::Ingest | Role::Reader => Self::Withheld,
+            },
+        }
+    }
+}
+
+/// Fields of the client events that are derived from a credential.
+const CREDENTIAL_FIELDS: [&str; 2] = ["key_hash", "fingerprint"];
+
+/// `data` of an audit entry without what is derived from credentials.
+fn withhold_credentials(data: &mut Value) {
+    if let Value::Object(fields) = data {
+        for field in CREDENTIAL_FIELDS {
+            fields.remove(field);
+        }
+    }
 }
 
 /// A client with what it has registered.
@@ -92,9 +137,14 @@ pub struct ClientDetail {
     pub webhooks: Vec<WebhookRow>,
 }
 
-/// The client with its resources, keys and webhook secrets; 404 if the
-/// clients read model does not know it.
-pub async fn detail(pool: &PgPool, client_id: Uuid) -> Result<ClientDetail> {
+/// The client with its resources, keys and webhook secrets (fingerprints
+/// as `credentials` allows); 404 if the clients read model does not know
+/// it.
+pub async fn detail(
+    pool: &PgPool,
+    client_id: Uuid,
+    credentials: Credentials,
+) -> Result<ClientDetail> {
     let client: ClientRow = sqlx::query_as(&format!(
         "SELECT {CLIENT_COLUMNS} FROM clients_view WHERE client_id = $1"
     ))
@@ -116,13 +166,18 @@ pub async fn detail(pool: &PgPool, client_id: Uuid) -> Result<ClientDetail> {
     .bind(client_id)
     .fetch_all(pool)
     .await?;
-    let webhooks: Vec<WebhookRow> = sqlx::query_as(
+    let mut webhooks: Vec<WebhookRow> = sqlx::query_as(
         "SELECT provider, secret_fingerprint, updated_at FROM client_webhooks \
          WHERE client_id = $1 ORDER BY provider",
     )
     .bind(client_id)
     .fetch_all(pool)
     .await?;
+    if credentials == Credentials::Withheld {
+        for webhook in &mut webhooks {
+            webhook.secret_fingerprint = None;
+        }
+    }
     Ok(ClientDetail {
         client,
         resources,
@@ -181,12 +236,14 @@ pub struct AuditPage {
 }
 
 /// Up to `limit` events of the client's audit trail below the position
-/// `before` (from the newest if `None`).
+/// `before` (from the newest if `None`), key hashes and secret fingerprints
+/// as `credentials` allows.
 pub async fn audit(
     pool: &PgPool,
     client_id: Uuid,
     before: Option<i64>,
     limit: i64,
+    credentials: Credentials,
 ) -> Result<AuditPage> {
     let mut items: Vec<AuditEntry> = sqlx::query_as(
         // The trail holds references; the events are read from the log.
@@ -206,6 +263,13 @@ pub async fn audit(
     .await?;
     let more = items.len() as i64 > limit;
     items.truncate(limit as usize);
+    if credentials == Credentials::Withheld {
+        for item in &mut items {
+            if item.aggregate_type == sextant_domain::aggregate_types::CLIENT {
+                withhold_credentials(&mut item.data);
+            }
+        }
+    }
     let next_before = more.then(|| items.last().map(|r| r.position)).flatten();
     Ok(AuditPage { items, next_before })
 }

@@ -1,5 +1,7 @@
 //! Context reads: the document now or at a version or time, the version
-//! list, and the approval queue.
+//! list, and the approval queue. Documents and patches are served with the
+//! values of document insights in place of their references
+//! ([`crate::insights`]); an erased value is left out.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,7 +12,7 @@ use uuid::Uuid;
 use sextant_adapters::http::Problem;
 use sextant_domain::context::{AppliedVia, UpdateStatus};
 
-use crate::Result;
+use crate::{insights, Result};
 
 /// The document at one version.
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -46,6 +48,13 @@ pub enum At {
 /// The client's document at `at`; version 0 before the client's first
 /// version.
 pub async fn snapshot(pool: &PgPool, client_id: Uuid, at: At) -> Result<Snapshot> {
+    let mut snapshot = stored_snapshot(pool, client_id, at).await?;
+    snapshot.document = insights::resolve(pool, client_id, &snapshot.document).await?;
+    Ok(snapshot)
+}
+
+/// The document as the read model holds it, by reference.
+async fn stored_snapshot(pool: &PgPool, client_id: Uuid, at: At) -> Result<Snapshot> {
     let found: Option<Snapshot> = match at {
         At::Version(0) => return Ok(Snapshot::empty()),
         At::Version(v) => {
@@ -171,7 +180,7 @@ pub async fn approvals(
     via: Option<AppliedVia>,
     limit: i64,
 ) -> Result<Approvals> {
-    let items: Vec<UpdateRow> = sqlx::query_as(
+    let mut items: Vec<UpdateRow> = sqlx::query_as(
         "SELECT update_id, source, status, route, patch, modified_patch, paths, base_version, rationale, \
          evidence, confidence, proposed_by, proposed_at, \
          EXTRACT(EPOCH FROM (now() - proposed_at))::float8 AS age_seconds, decided_by, decided_at, note, \
@@ -185,5 +194,10 @@ pub async fn approvals(
     .bind(limit)
     .fetch_all(pool)
     .await?;
+    let patches: Vec<&mut Value> = items
+        .iter_mut()
+        .flat_map(|row| std::iter::once(&mut row.patch).chain(row.modified_patch.as_mut()))
+        .collect();
+    insights::resolve_all(pool, client_id, patches).await?;
     Ok(Approvals { items })
 }

@@ -1,8 +1,13 @@
 //! Cross-client patterns: the pattern counts of clients that consented to
-//! data sharing, pooled. A platform row is published only when at least
-//! [`MIN_CLIENTS`] clients with at least [`MIN_SENDS_PER_CLIENT`] sends each
-//! contribute to it, and it carries no client identifier: only the key,
-//! how many clients contributed, and pooled numbers.
+//! data sharing, pooled, under k-anonymity: no figure of a platform table
+//! is drawn from fewer than [`MIN_CLIENTS`] consenting clients with at least
+//! [`MIN_SENDS_PER_CLIENT`] sends each. The baseline and the number of
+//! contributing clients are shown only when that many clients qualify (else
+//! the table is [`withheld`](PlatformTable::withheld), every figure `None`);
+//! a row is shown only when that many qualifying clients have at least
+//! [`MIN_SENDS_PER_CLIENT`] sends of its key, and counts only theirs. A
+//! table carries no client identifier: only keys, how many clients
+//! contributed, and pooled numbers.
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -12,14 +17,21 @@ use sextant_domain::learning::{pattern_rows, Family, Metric, PatternRow, BASELIN
 pub const MIN_CLIENTS: i64 = 5;
 pub const MIN_SENDS_PER_CLIENT: i64 = 50;
 
+/// Why a withheld table shows nothing.
+pub const WITHHELD: &str =
+    "fewer than 5 consenting clients with at least 50 sends each: nothing is shown";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PlatformTable {
     pub family: &'static str,
     pub metric: &'static str,
     pub industry: Option<String>,
-    pub contributing_clients: i64,
-    pub baseline_sends: u64,
-    pub baseline_events: u64,
+    /// Why every figure is `None` and `rows` empty; `None` when the table
+    /// is shown.
+    pub withheld: Option<&'static str>,
+    pub contributing_clients: Option<i64>,
+    pub baseline_sends: Option<u64>,
+    pub baseline_events: Option<u64>,
     pub rows: Vec<PlatformRow>,
 }
 
@@ -74,7 +86,19 @@ pub async fn platform_table(
         .iter()
         .find(|(f, k, ..)| f == BASELINE.0 && k == BASELINE.1)
         .map(|(_, _, c, n, x)| (*c, *n as u64, *x as u64))
-        .unwrap_or((0, 0, 0));
+        .filter(|(clients, ..)| *clients >= MIN_CLIENTS);
+    let Some((contributing, baseline_sends, baseline_events)) = baseline else {
+        return Ok(PlatformTable {
+            family: family.as_str(),
+            metric: metric.as_str(),
+            industry: industry.map(str::to_owned),
+            withheld: Some(WITHHELD),
+            contributing_clients: None,
+            baseline_sends: None,
+            baseline_events: None,
+            rows: Vec::new(),
+        });
+    };
     let published: Vec<(String, String, i64, i64, i64)> = rows
         .into_iter()
         .filter(|(f, _, clients, ..)| f == family.as_str() && *clients >= MIN_CLIENTS)
@@ -84,30 +108,23 @@ pub async fn platform_table(
             .iter()
             .map(|(_, k, _, n, x)| (k.clone(), *n as u64, *x as u64))
             .collect::<Vec<_>>(),
-        (baseline.1, baseline.2),
+        (baseline_sends, baseline_events),
     );
     let rows = stats
         .into_iter()
-        .map(|stats| PlatformRow {
-            clients: published
-                .iter()
-                .find(|(_, k, ..)| *k == stats.key)
-                .map(|p| p.2)
-                .unwrap_or(0),
-            stats,
+        .filter_map(|stats| {
+            let clients = published.iter().find(|(_, k, ..)| *k == stats.key)?.2;
+            Some(PlatformRow { clients, stats })
         })
         .collect();
     Ok(PlatformTable {
         family: family.as_str(),
         metric: metric.as_str(),
         industry: industry.map(str::to_owned),
-        contributing_clients: if baseline.0 >= MIN_CLIENTS {
-            baseline.0
-        } else {
-            0
-        },
-        baseline_sends: baseline.1,
-        baseline_events: baseline.2,
+        withheld: None,
+        contributing_clients: Some(contributing),
+        baseline_sends: Some(baseline_sends),
+        baseline_events: Some(baseline_events),
         rows,
     })
 }

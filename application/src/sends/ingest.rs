@@ -137,8 +137,12 @@ pub async fn record_sends(
     run(pool, writer, commands, &personal, results).await
 }
 
-/// Records a batch of outcomes. An outcome whose message belongs to another
-/// client's send is refused; one whose send has not arrived yet is kept.
+/// Records a batch of outcomes. An outcome is this client's own: its send
+/// id is derived from the client, the provider and the message id, so an
+/// outcome whose send has not arrived yet is kept until it does, and one
+/// naming a message id that another client also uses is that very case too.
+/// Nothing is looked up across clients, so neither the answer nor its time
+/// tells whether another client has a message of that id.
 pub async fn record_outcomes(
     pool: &PgPool,
     writer: &Writer,
@@ -162,40 +166,6 @@ pub async fn record_outcomes(
             }),
         }
     }
-    // Messages another client owns. The send id this client would give the
-    // message is looked up first, by primary key: a message this client
-    // already knows (the usual case) is not looked for among the others.
-    let providers: Vec<String> = commands.iter().map(|c| c.provider.clone()).collect();
-    let messages: Vec<String> = commands
-        .iter()
-        .map(|c| c.provider_message_id.clone())
-        .collect();
-    let own_ids: Vec<Uuid> = commands.iter().map(|c| c.send_id).collect();
-    let foreign: Vec<(String, String)> = sqlx::query_as(
-        "SELECT m.provider, m.provider_message_id \
-         FROM UNNEST($1::text[], $2::text[], $4::uuid[]) AS m(provider, provider_message_id, own_id) \
-         WHERE NOT EXISTS (SELECT 1 FROM send_state own WHERE own.send_id = m.own_id) \
-           AND EXISTS (SELECT 1 FROM send_state s WHERE s.provider = m.provider \
-               AND s.provider_message_id = m.provider_message_id AND s.client_id <> $3 AND s.recorded)",
-    )
-    .bind(&providers)
-    .bind(&messages)
-    .bind(writer.client_id)
-    .bind(&own_ids)
-    .fetch_all(pool)
-    .await?;
-    let foreign: BTreeSet<(String, String)> = foreign.into_iter().collect();
-    commands.retain(|c| {
-        if foreign.contains(&(c.provider.clone(), c.provider_message_id.clone())) {
-            results[c.index] = Some(ItemResult::Error {
-                field: "provider_message_id".into(),
-                message: "not a send of this client".into(),
-            });
-            false
-        } else {
-            true
-        }
-    });
     run(pool, writer, commands, &[], results).await
 }
 
@@ -517,26 +487,32 @@ async fn keep_personal(
 ) -> Result<(), sqlx::Error> {
     let identities: Vec<&(Uuid, String, PersonalParts)> = personal
         .iter()
-        .filter(|(_, _, p)| p.email.is_some() || p.name.is_some())
+        .filter(|(_, _, p)| {
+            p.email.is_some() || p.name.is_some() || p.title.is_some() || p.profile_url.is_some()
+        })
         .collect();
     if !identities.is_empty() {
         let leads: Vec<String> = identities.iter().map(|(_, l, _)| l.clone()).collect();
-        let emails: Vec<Option<String>> =
-            identities.iter().map(|(_, _, p)| p.email.clone()).collect();
-        let names: Vec<Option<String>> =
-            identities.iter().map(|(_, _, p)| p.name.clone()).collect();
+        let column = |part: fn(&PersonalParts) -> &Option<String>| -> Vec<Option<String>> {
+            identities.iter().map(|(_, _, p)| part(p).clone()).collect()
+        };
         sqlx::query(
-            "INSERT INTO lead_identities (client_id, lead_ref, email, name) \
-             SELECT DISTINCT ON (u.lead) $1, u.lead, u.email, u.name \
-             FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(lead, email, name) \
+            "INSERT INTO lead_identities (client_id, lead_ref, email, name, title, profile_url) \
+             SELECT DISTINCT ON (u.lead) $1, u.lead, u.email, u.name, u.title, u.profile_url \
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+                  AS u(lead, email, name, title, profile_url) \
              ON CONFLICT (client_id, lead_ref) DO UPDATE SET \
                   email = COALESCE(EXCLUDED.email, lead_identities.email), \
-                  name = COALESCE(EXCLUDED.name, lead_identities.name)",
+                  name = COALESCE(EXCLUDED.name, lead_identities.name), \
+                  title = COALESCE(EXCLUDED.title, lead_identities.title), \
+                  profile_url = COALESCE(EXCLUDED.profile_url, lead_identities.profile_url)",
         )
         .bind(client_id)
         .bind(&leads)
-        .bind(&emails)
-        .bind(&names)
+        .bind(column(|p| &p.email))
+        .bind(column(|p| &p.name))
+        .bind(column(|p| &p.title))
+        .bind(column(|p| &p.profile_url))
         .execute(&mut **tx)
         .await?;
     }

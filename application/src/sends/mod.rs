@@ -1,7 +1,9 @@
 //! Sends and outcomes: batched ingest with a result per item ([`ingest`]),
 //! send authorisation against suppression, caps and tiers, and erasure of a
-//! lead's personal data.
+//! lead's personal data (`erasure`).
 
+mod erasure;
+mod experiments;
 pub mod ingest;
 
 use chrono::Utc;
@@ -13,22 +15,24 @@ use sextant_adapters::http::Problem;
 use sextant_adapters::store::{append, Appended, Sequence};
 use sextant_domain::send::input::{parse_lead_ref, Invalid, OutcomeInput, SendInput};
 use sextant_domain::send::{
-    refusals, Authorization, AuthorizationFacts, Channel, DecideAuthorization, Lead, LeadEvent,
-    Refusal, Tier,
+    refusals, Authorization, AuthorizationFacts, Channel, DecideAuthorization, Refusal, Tier,
 };
 use sextant_domain::values::ClientStatus;
 
 use crate::{ApiError, App, Caller, Result};
 
+pub use erasure::{erase, Erased, ErasedCounts};
 pub use ingest::{BatchResult, ItemResult, MAX_BATCH};
 
-/// Parses one item, naming the failing field.
+/// Parses one item, naming the failing field (a missing one by its own
+/// name, not the path of the object that lacks it).
 fn parse_item<T: serde::de::DeserializeOwned>(item: Value) -> Result<T, Invalid> {
     serde_path_to_error::deserialize(item).map_err(|err| {
-        let field = err.path().to_string();
+        let path = err.path().to_string();
+        let message = err.into_inner().to_string();
         Invalid {
-            field: if field.is_empty() { ".".into() } else { field },
-            message: err.into_inner().to_string(),
+            field: sextant_adapters::http::error_field(&path, &message),
+            message,
         }
     })
 }
@@ -61,6 +65,7 @@ pub async fn record_sends(
                 .and_then(|input| input.into_facts(now, |email| ingest::lead_ref(&key, email)))
         })
         .collect();
+    let parsed = experiments::check(&app.pool, client_id, parsed).await?;
     ingest::record_sends(&app.pool, &caller.writer(client_id), parsed)
         .await
         .map_err(ingest_error)
@@ -193,88 +198,6 @@ pub async fn authorize(
         authorization_id,
         permit: reasons.is_empty(),
         reasons,
-        position,
-    })
-}
-
-/// What an erasure removed.
-#[derive(Debug, Serialize)]
-pub struct ErasedCounts {
-    pub identities: usize,
-    pub subjects: u64,
-    pub dead_letters: u64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Erased {
-    pub lead_ref: String,
-    pub erased: ErasedCounts,
-    pub position: i64,
-}
-
-/// Erases what Sextant keeps of a lead's personal data (identities,
-/// subjects, dead-lettered payloads that name it) and records that it did.
-/// `lead_ref` that does not parse names no lead.
-pub async fn erase(app: &App, caller: &Caller, client_id: Uuid, lead_ref: &str) -> Result<Erased> {
-    let lead_ref = parse_lead_ref(lead_ref).map_err(|_| Problem::not_found("no such lead"))?;
-    app.registered_client(client_id).await?;
-    let mut tx = app.pool.begin().await?;
-    let emails: Vec<Option<String>> = sqlx::query_scalar(
-        "DELETE FROM lead_identities WHERE client_id = $1 AND lead_ref = $2 RETURNING email",
-    )
-    .bind(client_id)
-    .bind(&lead_ref)
-    .fetch_all(&mut *tx)
-    .await?;
-    let identities = emails.len();
-    let emails: Vec<String> = emails.into_iter().flatten().collect();
-    let subjects = sqlx::query("DELETE FROM send_content WHERE client_id = $1 AND lead_ref = $2")
-        .bind(client_id)
-        .bind(&lead_ref)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    // Payloads we could not map may name the lead too.
-    let patterns: Vec<String> = emails
-        .iter()
-        .map(|e| {
-            format!(
-                "%{}%",
-                e.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        })
-        .collect();
-    let dead_letters = sqlx::query(
-        "DELETE FROM webhook_dead_letters WHERE client_id = $1 AND payload ILIKE ANY($2)",
-    )
-    .bind(client_id)
-    .bind(&patterns)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let event = LeadEvent::LeadErased {
-        lead_ref: lead_ref.clone(),
-    };
-    let position = append::<Lead>(
-        &mut tx,
-        &caller.writer(client_id),
-        &[Appended {
-            aggregate_id: Lead::id(client_id, &lead_ref),
-            sequence: Sequence::Next,
-            event: &event,
-        }],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Erased {
-        lead_ref,
-        erased: ErasedCounts {
-            identities,
-            subjects,
-            dead_letters,
-        },
         position,
     })
 }

@@ -2,17 +2,24 @@
 //! versioned context document and the life of every update to it.
 //!
 //! An update is an RFC 7386 merge patch with a source, rationale, evidence
-//! and confidence. Depending on the source and the client's permission mode
-//! it applies at once or waits for a reviewer, who approves, modifies (both
-//! patches are kept) or rejects it. An update proposed against version b and
-//! approved at c applies only if no path it touches changed in b..c (it is
-//! rebased otherwise); a rollback to version n creates a new version equal
-//! to n. The aggregate is snapshotted: its state holds the current document,
-//! one short hash per version, the recent per-version changed paths and the
-//! updates' statuses — never the history of documents.
+//! and confidence. Depending on the source, who proposes it and the client's
+//! permission mode it is refused, applies at once or waits for a reviewer,
+//! who approves, modifies (both patches are kept) or rejects it. An update
+//! proposed against version b and approved at c applies only if no path it
+//! touches changed in b..c (it is rebased otherwise); a rollback to version
+//! n creates a new version equal to n. The aggregate is snapshotted: its
+//! state holds the current document, one short hash per version, the recent
+//! per-version changed paths and the updates' statuses — never the history
+//! of documents.
+//!
+//! A captured document's insights are proposed by reference ([`refs`]):
+//! each value stands in the patch as `"$insight:<id>"` and is kept outside
+//! the log, where it can be erased. The aggregate never needs the values:
+//! paths, merges and version hashes are over the references.
 
 pub mod extract;
 pub mod json;
+pub mod refs;
 pub mod views;
 
 use std::collections::BTreeMap;
@@ -25,7 +32,8 @@ use uuid::Uuid;
 
 use crate::aggregate_types;
 use crate::values::{
-    Confidence, ConfidenceThreshold, DocumentKey, Note, PermissionMode, Rationale, Reason, Title,
+    Confidence, ConfidenceThreshold, DocumentKey, Note, PermissionMode, Rationale, Reason, Role,
+    Title,
 };
 
 /// The largest context document, serialized.
@@ -122,6 +130,103 @@ pub fn route(source: Source, policy: Policy, confidence: Option<Confidence>) -> 
     }
 }
 
+/// Who proposes an update or captures a document: what the context ledger's
+/// permission rule ([`route_for`], [`insights_route`]) decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proposer {
+    /// A client key of this role.
+    Key(Role),
+    /// The operator key: stands in for any client's admin.
+    Operator,
+    /// A component of Sextant acting on its own (the suggestion engine).
+    System,
+}
+
+impl Proposer {
+    /// May change the context without a reviewer where the policy table
+    /// allows it, and propose from every source: the people the client
+    /// trusts with its context (reviewer and admin keys), the operator, and
+    /// Sextant itself. An ingest key is a pipeline: it reports what analyses
+    /// and agents found, and a person reviews it.
+    fn is_authority(self) -> bool {
+        matches!(
+            self,
+            Self::Key(Role::Reviewer | Role::Admin) | Self::Operator | Self::System
+        )
+    }
+
+    /// May propose an update from `source` at all.
+    pub fn may_propose(self, source: Source) -> bool {
+        match self {
+            Self::Key(Role::Reader) => false,
+            Self::Key(Role::Ingest) => matches!(
+                source.pathway(),
+                Pathway::Analysis | Pathway::AgentSuggestion
+            ),
+            _ => self.is_authority(),
+        }
+    }
+}
+
+impl std::fmt::Display for Proposer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key(role @ (Role::Admin | Role::Ingest)) => write!(f, "an {} key", role.as_str()),
+            Self::Key(role) => write!(f, "a {} key", role.as_str()),
+            Self::Operator => f.write_str("the operator key"),
+            Self::System => f.write_str("Sextant"),
+        }
+    }
+}
+
+/// Who may propose an update from `source`, in words. By reference: the
+/// error message that quotes it holds the source by reference.
+fn who_may_propose(source: &Source) -> &'static str {
+    match source.pathway() {
+        Pathway::Analysis | Pathway::AgentSuggestion => {
+            "an ingest, reviewer or admin key, or the operator key"
+        }
+        Pathway::Human | Pathway::BestPractices | Pathway::CrossClient => {
+            "a reviewer or admin key, or the operator key"
+        }
+    }
+}
+
+/// The permission rule of the context ledger: whether `proposer` may
+/// propose an update from `source`, and if so how it takes effect (the
+/// policy table, [`route`]). An ingest key may propose only analysis
+/// sources and `agent_suggestion`; `manual`, `document`, `best_practices`
+/// and `cross_client_patterns` need a reviewer or admin key, the operator
+/// or Sextant itself; a reader key may propose nothing.
+pub fn route_for(
+    source: Source,
+    proposer: Proposer,
+    policy: Policy,
+    confidence: Option<Confidence>,
+) -> Result<Route, ContextError> {
+    if !proposer.may_propose(source) {
+        return Err(ContextError::NotPermitted {
+            proposer,
+            update_source: source,
+        });
+    }
+    Ok(route(source, policy, confidence))
+}
+
+/// How the insights of a document `proposer` captured take effect: at once
+/// when it may write human sources itself, for review when an ingest key
+/// captured it. A reader key may not capture documents.
+pub fn insights_route(proposer: Proposer) -> Result<Route, ContextError> {
+    match proposer {
+        Proposer::Key(Role::Reader) => Err(ContextError::NotPermitted {
+            proposer,
+            update_source: Source::Document,
+        }),
+        _ if proposer.may_propose(Source::Document) => Ok(Route::Direct),
+        _ => Ok(Route::Review),
+    }
+}
+
 /// How an applied update got applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -174,11 +279,13 @@ pub enum DocumentSource {
     Other,
 }
 
-/// The insights a captured document yielded, as an update to apply.
+/// The insights a captured document yielded, as an update to apply. Its
+/// patch is by reference ([`refs`]): what a document says may be personal
+/// data, and the values are kept in an erasable table, never in the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Insights {
     pub update_id: Uuid,
-    pub patch: Value,
+    pub patch: refs::ByReference,
     pub rationale: Rationale,
     /// `llm:<model>` or `deterministic`.
     pub extractor: String,
@@ -195,6 +302,7 @@ pub enum ContextCommand {
         evidence: Value,
         confidence: Option<Confidence>,
         policy: Policy,
+        proposer: Proposer,
     },
     ApproveUpdate {
         update_id: Uuid,
@@ -224,6 +332,7 @@ pub enum ContextCommand {
         content_hash: String,
         captured_at: DateTime<Utc>,
         insights: Option<Insights>,
+        proposer: Proposer,
     },
 }
 
@@ -340,6 +449,15 @@ pub enum ContextError {
     VersionMismatch(u64),
     #[error("update {0} already exists")]
     DuplicateUpdateId(Uuid),
+    #[error(
+        "{proposer} may not propose an update from source `{}`; it needs {}",
+        .update_source.as_str(),
+        who_may_propose(.update_source)
+    )]
+    NotPermitted {
+        proposer: Proposer,
+        update_source: Source,
+    },
 }
 
 /// An update's life as far as the aggregate needs to remember it.
@@ -492,16 +610,21 @@ impl ClientContext {
                 evidence,
                 confidence,
                 policy,
-            } => self.propose(
-                update_id,
-                source,
-                patch,
-                base_version,
-                rationale,
-                evidence,
-                confidence,
-                policy,
-            ),
+                proposer,
+            } => {
+                // Who may propose what comes before anything else is looked at.
+                let route = route_for(source, proposer, policy, confidence)?;
+                self.propose(
+                    update_id,
+                    source,
+                    patch,
+                    base_version,
+                    rationale,
+                    evidence,
+                    confidence,
+                    route,
+                )
+            }
             ContextCommand::ApproveUpdate { update_id, note } => {
                 let update = self.pending(update_id)?;
                 self.conflicts(update.base_version, &update.paths)?;
@@ -538,15 +661,20 @@ impl ClientContext {
                 target,
                 reason,
             } => {
-                if to_version == 0 || to_version > self.version {
+                if to_version > self.version {
                     return Err(ContextError::NoSuchVersion(to_version));
                 }
                 if to_version == self.version {
                     return Err(ContextError::AlreadyAtVersion(to_version));
                 }
                 let target = target.ok_or(ContextError::VersionNotReadable(to_version))?;
-                let recorded = self.version_hashes.get(to_version as usize - 1);
-                if recorded != Some(&short_hash(&target)) {
+                // Version 0, the empty document every client starts from,
+                // has no event of its own to record its hash.
+                let recorded = match to_version {
+                    0 => Some(short_hash(&Value::Object(serde_json::Map::new()))),
+                    v => self.version_hashes.get(v as usize - 1).cloned(),
+                };
+                if recorded.as_ref() != Some(&short_hash(&target)) {
                     return Err(ContextError::VersionMismatch(to_version));
                 }
                 let patch = json::patch_between(&self.document, &target);
@@ -565,7 +693,9 @@ impl ClientContext {
                 content_hash,
                 captured_at,
                 insights,
+                proposer,
             } => {
+                let route = insights_route(proposer)?;
                 let previous_hash = self.documents.get(key.as_str()).cloned();
                 if previous_hash.as_deref() == Some(content_hash.as_str()) {
                     return Ok(Vec::new());
@@ -580,24 +710,23 @@ impl ClientContext {
                     extractor: insights.as_ref().map(|i| i.extractor.clone()),
                 }];
                 if let Some(insights) = insights {
-                    let paths = validated_paths(&insights.patch)?;
-                    self.patched(&insights.patch)?;
+                    let patch = insights.patch.into_patch();
+                    let paths = validated_paths(&patch)?;
+                    self.patched(&patch)?;
                     events.push(ContextEvent::UpdateProposed {
                         update_id: insights.update_id,
                         source: Source::Document,
-                        patch: insights.patch.clone(),
+                        patch: patch.clone(),
                         base_version: self.version,
                         rationale: insights.rationale,
                         evidence: serde_json::json!({ "extractor": insights.extractor }),
                         confidence: None,
                         paths,
-                        route: Route::Direct,
+                        route,
                     });
-                    events.push(self.applied(
-                        insights.update_id,
-                        insights.patch,
-                        AppliedVia::Direct,
-                    )?);
+                    if route == Route::Direct {
+                        events.push(self.applied(insights.update_id, patch, AppliedVia::Direct)?);
+                    }
                 }
                 Ok(events)
             }
@@ -614,7 +743,7 @@ impl ClientContext {
         rationale: Rationale,
         evidence: Value,
         confidence: Option<Confidence>,
-        policy: Policy,
+        route: Route,
     ) -> Result<Vec<ContextEvent>, ContextError> {
         if self.updates.contains_key(&update_id) {
             return Err(ContextError::DuplicateUpdateId(update_id));
@@ -642,7 +771,6 @@ impl ClientContext {
                 _ => {}
             }
         }
-        let route = route(source, policy, confidence);
         let mut events = vec![ContextEvent::UpdateProposed {
             update_id,
             source,

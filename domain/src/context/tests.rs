@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::*;
-use crate::values::{PermissionMode, UnitInterval};
+use crate::values::{PermissionMode, Role, UnitInterval};
 
 type ContextTest = TestFramework<ClientContext>;
 
@@ -28,7 +28,21 @@ fn policy(mode: PermissionMode) -> Policy {
     }
 }
 
+/// Proposals of these tests come from a reviewer, who may propose from every
+/// source, unless a test says otherwise.
+const REVIEWER: Proposer = Proposer::Key(Role::Reviewer);
+
 fn propose(n: u128, source: Source, patch: Value, mode: PermissionMode) -> ContextCommand {
+    propose_as(REVIEWER, n, source, patch, mode)
+}
+
+fn propose_as(
+    proposer: Proposer,
+    n: u128,
+    source: Source,
+    patch: Value,
+    mode: PermissionMode,
+) -> ContextCommand {
     ContextCommand::ProposeUpdate {
         update_id: id(n),
         source,
@@ -38,6 +52,7 @@ fn propose(n: u128, source: Source, patch: Value, mode: PermissionMode) -> Conte
         evidence: json!({"sends": 400}),
         confidence: Some(unit(0.9)),
         policy: policy(mode),
+        proposer,
     }
 }
 
@@ -408,6 +423,7 @@ fn a_rejected_suggestion_returns_only_with_materially_new_evidence() {
             evidence: json!({"sends": 401}),
             confidence: None,
             policy: policy(PermissionMode::CoPilot),
+            proposer: REVIEWER,
         })
         .then_expect_error(ContextError::DuplicateOfRejected(id(1)));
     let events = ContextTest::with(())
@@ -421,6 +437,7 @@ fn a_rejected_suggestion_returns_only_with_materially_new_evidence() {
             evidence: json!({"sends": 4000}),
             confidence: None,
             policy: policy(PermissionMode::CoPilot),
+            proposer: REVIEWER,
         })
         .inspect_result()
         .expect("the command is accepted");
@@ -472,6 +489,7 @@ fn malformed_proposals_are_refused() {
             evidence: json!({}),
             confidence: None,
             policy: policy(PermissionMode::CoPilot),
+            proposer: REVIEWER,
         })
         .then_expect_error(ContextError::BaseVersionInFuture {
             base: 5,
@@ -508,10 +526,45 @@ fn a_rollback_creates_a_new_version_equal_to_the_old_one() {
 }
 
 #[test]
+fn a_rollback_to_version_0_empties_the_document() {
+    let patch = json!({"icp": null, "messaging": null});
+    ContextTest::with(())
+        .given(two_versions())
+        .when(ContextCommand::RollBack {
+            to_version: 0,
+            target: Some(json!({})),
+            reason: text("start over"),
+        })
+        .then_expect_events(vec![ContextEvent::RolledBack {
+            to_version: 0,
+            version: 3,
+            patch: patch.clone(),
+            reason: text("start over"),
+            document_hash: short_hash(&json!({})),
+        }]);
+    let mut document = doc_after(&[&industries(), &tone()]);
+    json::merge_patch(&mut document, &patch);
+    assert_eq!(document, json!({}));
+    // A client still at version 0 is there already.
+    ContextTest::with(())
+        .given_no_previous_events()
+        .when(ContextCommand::RollBack {
+            to_version: 0,
+            target: Some(json!({})),
+            reason: text("start over"),
+        })
+        .then_expect_error(ContextError::AlreadyAtVersion(0));
+}
+
+#[test]
 fn a_rollback_needs_an_existing_other_version_whose_document_matches_its_hash() {
     let cases = [
-        (0, Some(json!({})), ContextError::NoSuchVersion(0)),
         (3, Some(json!({})), ContextError::NoSuchVersion(3)),
+        (
+            0,
+            Some(json!({"forged": true})),
+            ContextError::VersionMismatch(0),
+        ),
         (2, Some(json!({})), ContextError::AlreadyAtVersion(2)),
         (1, None, ContextError::VersionNotReadable(1)),
         (
@@ -550,17 +603,13 @@ fn a_document_unchanged_since_its_last_capture_produces_nothing() {
         content_hash: hash.into(),
         captured_at: chrono::DateTime::UNIX_EPOCH,
         insights,
+        proposer: REVIEWER,
     };
     ContextTest::with(())
         .given(vec![captured.clone()])
         .when(capture("h1", None))
         .then_expect_events(vec![]);
-    let insights = Insights {
-        update_id: id(7),
-        patch: industries(),
-        rationale: text("from the ICP document"),
-        extractor: "deterministic".into(),
-    };
+    let insights = document_insights();
     let events = ContextTest::with(())
         .given(vec![captured])
         .when(capture("h2", Some(insights)))
@@ -574,6 +623,284 @@ fn a_document_unchanged_since_its_last_capture_produces_nothing() {
     assert!(
         matches!(&events[0], ContextEvent::DocumentCaptured { previous_hash: Some(h), .. } if h == "h1")
     );
+}
+
+const INGEST: Proposer = Proposer::Key(Role::Ingest);
+const READER: Proposer = Proposer::Key(Role::Reader);
+
+const ALL_SOURCES: [Source; 9] = [
+    Source::CrmAnalysis,
+    Source::EmailPerformance,
+    Source::LinkedinPerformance,
+    Source::ContextRegression,
+    Source::Document,
+    Source::Manual,
+    Source::AgentSuggestion,
+    Source::CrossClientPatterns,
+    Source::BestPractices,
+];
+
+#[test]
+fn an_ingest_key_may_propose_only_analysis_and_agent_sources_and_a_reader_nothing() {
+    let ingest_may = [
+        Source::CrmAnalysis,
+        Source::EmailPerformance,
+        Source::LinkedinPerformance,
+        Source::ContextRegression,
+        Source::AgentSuggestion,
+    ];
+    for source in ALL_SOURCES {
+        assert_eq!(
+            INGEST.may_propose(source),
+            ingest_may.contains(&source),
+            "ingest, {source:?}"
+        );
+        assert!(!READER.may_propose(source), "reader, {source:?}");
+        for authority in [
+            Proposer::Key(Role::Reviewer),
+            Proposer::Key(Role::Admin),
+            Proposer::Operator,
+            Proposer::System,
+        ] {
+            assert!(authority.may_propose(source), "{authority:?}, {source:?}");
+            // Whoever may propose gets the policy table's route.
+            for mode in [
+                PermissionMode::Manual,
+                PermissionMode::CoPilot,
+                PermissionMode::Autopilot,
+            ] {
+                assert_eq!(
+                    route_for(source, authority, policy(mode), Some(unit(0.9))),
+                    Ok(route(source, policy(mode), Some(unit(0.9)))),
+                    "{authority:?}, {source:?}, {mode:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_ingest_keys_analysis_still_follows_the_permission_mode() {
+    use PermissionMode::{Autopilot as Auto, CoPilot, Manual};
+    let cases = [
+        (Source::EmailPerformance, Manual, Route::Review),
+        (Source::CrmAnalysis, CoPilot, Route::Review),
+        (Source::LinkedinPerformance, Auto, Route::Autopilot),
+        (Source::AgentSuggestion, CoPilot, Route::Review),
+        (Source::AgentSuggestion, Auto, Route::Autopilot),
+    ];
+    for (source, mode, expected) in cases {
+        assert_eq!(
+            route_for(source, INGEST, policy(mode), Some(unit(0.95))),
+            Ok(expected),
+            "{source:?} under {mode:?}"
+        );
+    }
+}
+
+#[test]
+fn an_ingest_key_proposing_a_human_or_best_practice_update_is_refused_and_nothing_happens() {
+    for source in [Source::Manual, Source::Document, Source::BestPractices] {
+        for mode in [PermissionMode::Manual, PermissionMode::Autopilot] {
+            ContextTest::with(())
+                .given(two_versions())
+                .when(propose_as(INGEST, 3, source, json!({"x": 1}), mode))
+                .then_expect_error(ContextError::NotPermitted {
+                    proposer: INGEST,
+                    update_source: source,
+                });
+        }
+    }
+}
+
+#[test]
+fn the_refusal_names_who_may_propose_that_source() {
+    let refusal = route_for(
+        Source::Manual,
+        INGEST,
+        policy(PermissionMode::CoPilot),
+        None,
+    )
+    .expect_err("an ingest key may not propose a manual update");
+    assert_eq!(
+        refusal.to_string(),
+        "an ingest key may not propose an update from source `manual`; \
+         it needs a reviewer or admin key, or the operator key"
+    );
+    let refusal = route_for(
+        Source::AgentSuggestion,
+        READER,
+        policy(PermissionMode::CoPilot),
+        None,
+    )
+    .expect_err("a reader key may not propose anything");
+    assert_eq!(
+        refusal.to_string(),
+        "a reader key may not propose an update from source `agent_suggestion`; \
+         it needs an ingest, reviewer or admin key, or the operator key"
+    );
+}
+
+#[test]
+fn a_reviewer_and_the_operator_write_manual_updates_directly_whatever_the_mode() {
+    for proposer in [REVIEWER, Proposer::Key(Role::Admin), Proposer::Operator] {
+        ContextTest::with(())
+            .given_no_previous_events()
+            .when(propose_as(
+                proposer,
+                1,
+                Source::Manual,
+                industries(),
+                PermissionMode::Manual,
+            ))
+            .then_expect_events(vec![
+                proposed(1, Source::Manual, industries(), 0, Route::Direct),
+                applied(1, 1, industries(), AppliedVia::Direct, &[]),
+            ]);
+    }
+}
+
+fn capture_as(proposer: Proposer, insights: Option<Insights>) -> ContextCommand {
+    ContextCommand::CaptureDocument {
+        key: text("icp"),
+        title: text("ICP"),
+        source: DocumentSource::IcpHypothesis,
+        content_hash: "h1".into(),
+        captured_at: chrono::DateTime::UNIX_EPOCH,
+        insights,
+        proposer,
+    }
+}
+
+/// What the ICP document said, by reference: one value, insight 70.
+fn by_reference(patch: &Value) -> refs::ByReference {
+    refs::by_reference(patch, || id(70)).0
+}
+
+/// The industries of the ICP document, as the log holds them.
+fn referred_industries() -> Value {
+    by_reference(&industries()).into_patch()
+}
+
+fn document_insights() -> Insights {
+    Insights {
+        update_id: id(7),
+        patch: by_reference(&industries()),
+        rationale: text("from the ICP document"),
+        extractor: "deterministic".into(),
+    }
+}
+
+fn document_proposal(route: Route) -> ContextEvent {
+    ContextEvent::UpdateProposed {
+        update_id: id(7),
+        source: Source::Document,
+        paths: json::touched_paths(&industries()),
+        patch: referred_industries(),
+        base_version: 0,
+        rationale: text("from the ICP document"),
+        evidence: json!({ "extractor": "deterministic" }),
+        confidence: None,
+        route,
+    }
+}
+
+fn document_captured() -> ContextEvent {
+    ContextEvent::DocumentCaptured {
+        key: text("icp"),
+        title: text("ICP"),
+        source: DocumentSource::IcpHypothesis,
+        content_hash: "h1".into(),
+        previous_hash: None,
+        captured_at: chrono::DateTime::UNIX_EPOCH,
+        extractor: Some("deterministic".into()),
+    }
+}
+
+#[test]
+fn the_insights_of_a_document_an_ingest_key_captured_wait_for_a_reviewer() {
+    ContextTest::with(())
+        .given_no_previous_events()
+        .when(capture_as(INGEST, Some(document_insights())))
+        .then_expect_events(vec![document_captured(), document_proposal(Route::Review)]);
+}
+
+#[test]
+fn the_insights_of_a_document_a_reviewer_or_the_operator_captured_apply_at_once() {
+    for proposer in [REVIEWER, Proposer::Key(Role::Admin), Proposer::Operator] {
+        ContextTest::with(())
+            .given_no_previous_events()
+            .when(capture_as(proposer, Some(document_insights())))
+            .then_expect_events(vec![
+                document_captured(),
+                document_proposal(Route::Direct),
+                applied(7, 1, referred_industries(), AppliedVia::Direct, &[]),
+            ]);
+    }
+}
+
+#[test]
+fn a_document_insight_left_for_review_is_approved_like_any_pending_update() {
+    ContextTest::with(())
+        .given(vec![document_captured(), document_proposal(Route::Review)])
+        .when(ContextCommand::ApproveUpdate {
+            update_id: id(7),
+            note: None,
+        })
+        .then_expect_events(vec![
+            ContextEvent::UpdateApproved {
+                update_id: id(7),
+                note: None,
+            },
+            applied(7, 1, referred_industries(), AppliedVia::Approved, &[]),
+        ]);
+}
+
+#[test]
+fn a_documents_insights_reach_the_log_and_the_state_only_as_references() {
+    let captured = ClientContext::default()
+        .decide(capture_as(REVIEWER, Some(document_insights())))
+        .expect("a reviewer's document applies");
+    let logged = serde_json::to_string(&captured).expect("events serialize");
+    assert!(!logged.contains("fintech"), "{logged}");
+    let mut context = ClientContext::default();
+    for event in captured {
+        context.apply(event);
+    }
+    let state = serde_json::to_string(&context).expect("the state serializes");
+    assert!(!state.contains("fintech"), "{state}");
+    // The version's hash is over the reference: erasing the value, which
+    // only the insights table holds, leaves every recorded hash valid, and
+    // a rollback to the version checks against the document as the read
+    // model holds it, by reference.
+    assert_eq!(context.document(), &referred_industries());
+    let mut later = context.clone();
+    later.apply(proposed(8, Source::Manual, tone(), 1, Route::Direct));
+    later.apply(applied(
+        8,
+        2,
+        tone(),
+        AppliedVia::Direct,
+        &[&referred_industries()],
+    ));
+    assert!(later
+        .decide(ContextCommand::RollBack {
+            to_version: 1,
+            target: Some(referred_industries()),
+            reason: text("back"),
+        })
+        .is_ok());
+}
+
+#[test]
+fn a_reader_key_may_not_capture_a_document() {
+    ContextTest::with(())
+        .given_no_previous_events()
+        .when(capture_as(READER, Some(document_insights())))
+        .then_expect_error(ContextError::NotPermitted {
+            proposer: READER,
+            update_source: Source::Document,
+        });
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! What integrators and webhooks send in: a send or an outcome as it
-//! arrives, with the personal parts (the lead's email, the subject line)
-//! that are split off before anything reaches the log.
+//! arrives, with the personal parts (the lead's email, name, title and
+//! profile URL, the subject line) that are split off before anything
+//! reaches the log.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -15,6 +16,43 @@ use crate::values::CompanySize;
 /// How far ahead of our clock a timestamp may be (clock skew), no more.
 pub const MAX_FUTURE_SKEW_MINUTES: i64 = 60;
 
+/// The earliest day a send or an outcome may be dated (and a document
+/// captured). Outreach tooling is younger; anything earlier is a wrong
+/// clock or a unit mistake (seconds read as milliseconds), and far enough
+/// back it is a time Postgres cannot store at all, which would fail the
+/// whole batch or park a projection on an event already in the log.
+pub const EARLIEST_DAY: (i32, u32, u32) = (2000, 1, 1);
+
+/// [`EARLIEST_DAY`] at midnight UTC.
+pub fn earliest() -> DateTime<Utc> {
+    let (y, m, d) = EARLIEST_DAY;
+    NaiveDate::from_ymd_opt(y, m, d)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc())
+        .unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+/// Whether `at` lies in the window a send, an outcome or a document may be
+/// dated in: from [`earliest`] to `max_ahead` past `now`. The message says
+/// what is wrong, for the field's error.
+pub fn check_time(
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    max_ahead: Duration,
+) -> Result<(), String> {
+    if at < earliest() {
+        let (y, m, d) = EARLIEST_DAY;
+        return Err(format!("must not be before {y:04}-{m:02}-{d:02}T00:00:00Z"));
+    }
+    if at > now + max_ahead {
+        return Err(format!(
+            "is in the future (more than {} minutes ahead of the server's clock)",
+            max_ahead.num_minutes()
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LeadInput {
@@ -24,6 +62,8 @@ pub struct LeadInput {
     pub company_size: Option<CompanySize>,
     pub seniority: Option<String>,
     pub title: Option<String>,
+    /// The lead's profile (LinkedIn) URL.
+    pub profile_url: Option<String>,
     pub region: Option<String>,
     pub timezone: Option<String>,
     pub tier: Option<Tier>,
@@ -82,6 +122,9 @@ pub struct OutcomeInput {
 pub struct PersonalParts {
     pub email: Option<String>,
     pub name: Option<String>,
+    /// The lead's job title or headline: free text about the person.
+    pub title: Option<String>,
+    pub profile_url: Option<String>,
     pub subject: Option<String>,
 }
 
@@ -139,15 +182,9 @@ fn message_id(value: &str) -> Result<String, Invalid> {
     Ok(v.to_owned())
 }
 
-fn not_in_future(
-    field: &'static str,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(), Invalid> {
-    if at > now + Duration::minutes(MAX_FUTURE_SKEW_MINUTES) {
-        return Err(invalid(field, "is in the future"));
-    }
-    Ok(())
+fn in_window(field: &'static str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), Invalid> {
+    check_time(at, now, Duration::minutes(MAX_FUTURE_SKEW_MINUTES))
+        .map_err(|message| invalid(field, message))
 }
 
 /// A plausible email address (the parts a person could mistype); lower-cased.
@@ -200,7 +237,7 @@ impl SendInput {
     ) -> Result<(SendFacts, PersonalParts), Invalid> {
         let provider = provider_name(&self.provider)?;
         let provider_message_id = message_id(&self.provider_message_id)?;
-        not_in_future("sent_at", self.sent_at, now)?;
+        in_window("sent_at", self.sent_at, now)?;
         let email = self
             .lead
             .email
@@ -240,7 +277,6 @@ impl SendInput {
                 industry: text("lead.industry", self.lead.industry, 100)?,
                 company_size: self.lead.company_size,
                 seniority: text("lead.seniority", self.lead.seniority, 64)?,
-                title: text("lead.title", self.lead.title, 200)?,
                 region: text("lead.region", self.lead.region, 64)?,
                 timezone: text("lead.timezone", self.lead.timezone, 64)?,
                 tier: self.lead.tier,
@@ -268,6 +304,8 @@ impl SendInput {
         let personal = PersonalParts {
             email,
             name: text("lead.name", self.lead.name, 200)?,
+            title: text("lead.title", self.lead.title, 200)?,
+            profile_url: text("lead.profile_url", self.lead.profile_url, 500)?,
             subject,
         };
         Ok((facts, personal))
@@ -278,7 +316,7 @@ impl OutcomeInput {
     pub fn into_facts(self, now: DateTime<Utc>) -> Result<OutcomeFacts, Invalid> {
         let provider = provider_name(&self.provider)?;
         let provider_message_id = message_id(&self.provider_message_id)?;
-        not_in_future("occurred_at", self.occurred_at, now)?;
+        in_window("occurred_at", self.occurred_at, now)?;
         if self.intent.is_some() && self.kind != OutcomeKind::Replied {
             return Err(invalid("intent", "only a reply has an intent"));
         }

@@ -188,13 +188,16 @@ pub fn suppression_reason(outcome: &OutcomeFacts) -> Option<SuppressionReason> {
 }
 
 /// The lead's attributes at send time: what learning needs, nothing that
-/// identifies the person.
+/// identifies the person. The job title is not among them: it is free text
+/// a provider fills with a LinkedIn headline as often as with a role, so it
+/// is kept with the lead's identity, erasable ([`input::PersonalParts`]);
+/// `seniority` is the role learning reads. Sends recorded with a `title`
+/// still read: the field is ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LeadSnapshot {
     pub industry: Option<String>,
     pub company_size: Option<CompanySize>,
     pub seniority: Option<String>,
-    pub title: Option<String>,
     pub region: Option<String>,
     /// IANA time zone of the lead, for lead-local timing.
     pub timezone: Option<String>,

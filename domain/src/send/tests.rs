@@ -200,7 +200,8 @@ fn a_send_input_is_split_into_facts_for_the_log_and_personal_parts() {
     let input: SendInput = serde_json::from_value(json!({
         "provider": "smartlead", "provider_message_id": "msg-123",
         "lead": {"email": " Ana@Example.com ", "industry": "fintech", "company_size": "11-50",
-                 "seniority": "vp", "title": "VP Finance", "region": "AU", "tier": "warm", "score": 72},
+                 "seniority": "vp", "title": "VP Finance", "region": "AU", "tier": "warm", "score": 72,
+                 "name": "Ana Lima", "profile_url": "https://www.linkedin.com/in/ana-lima"},
         "channel": "email", "campaign_id": "q4-fintech", "step": 1,
         "experiment_id": null, "variant": null,
         "content": {"subject": "Quick question on month-end close?", "body_words": 84,
@@ -220,11 +221,25 @@ fn a_send_input_is_split_into_facts_for_the_log_and_personal_parts() {
     assert_eq!(facts.lead_ref, "lr_15");
     assert_eq!(facts.content.subject_words, Some(5));
     assert_eq!(facts.content.subject_question, Some(true));
-    let logged = serde_json::to_string(&facts).expect("facts serialize");
-    assert!(
-        !logged.contains("ana@") && !logged.contains("month-end"),
-        "{logged}"
+    assert_eq!(personal.name.as_deref(), Some("Ana Lima"));
+    assert_eq!(personal.title.as_deref(), Some("VP Finance"));
+    assert_eq!(
+        personal.profile_url.as_deref(),
+        Some("https://www.linkedin.com/in/ana-lima")
     );
+    assert_eq!(facts.lead.seniority.as_deref(), Some("vp"));
+    let logged = serde_json::to_string(&facts).expect("facts serialize");
+    for personal in ["ana@", "month-end", "Ana Lima", "VP Finance", "ana-lima"] {
+        assert!(!logged.contains(personal), "{personal}: {logged}");
+    }
+}
+
+#[test]
+fn a_send_recorded_with_a_title_in_the_lead_still_reads() {
+    let snapshot: LeadSnapshot =
+        serde_json::from_value(json!({"industry": "fintech", "title": "VP Finance"}))
+            .expect("a snapshot of an earlier send reads");
+    assert_eq!(snapshot.industry.as_deref(), Some("fintech"));
 }
 
 #[test]
@@ -245,6 +260,10 @@ fn invalid_items_name_their_field() {
         assert_eq!(err.as_deref(), Some(expected), "{field}");
     };
     check("sent_at", json!("2027-01-01T00:00:00Z"), "sent_at");
+    // Before the window, and before what Postgres `timestamptz` holds.
+    check("sent_at", json!("1999-12-31T23:59:59Z"), "sent_at");
+    check("sent_at", json!("0001-01-01T00:00:00Z"), "sent_at");
+    check("sent_at", json!("-5000-01-01T00:00:00Z"), "sent_at");
     check("provider", json!("Smart Lead"), "provider");
     check("provider_message_id", json!(""), "provider_message_id");
     check("lead_ref", json!("ana@example.com"), "lead_ref");
@@ -300,6 +319,33 @@ fn outcome_inputs_check_their_kind_specific_fields() {
         future.into_facts(now()).err().map(|e| e.field.clone()),
         Some("occurred_at".to_owned())
     );
+    let ancient = parse(
+        json!({"provider": "smartlead", "provider_message_id": "m", "kind": "opened",
+        "occurred_at": "1970-01-01T00:00:00Z"}),
+    );
+    assert_eq!(
+        ancient.into_facts(now()).err().map(|e| e.field.clone()),
+        Some("occurred_at".to_owned())
+    );
+}
+
+#[test]
+fn the_time_window_opens_in_2000_and_closes_an_hour_ahead() {
+    let at = |text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .expect("an RFC 3339 time")
+            .with_timezone(&Utc)
+    };
+    let skew = chrono::Duration::minutes(input::MAX_FUTURE_SKEW_MINUTES);
+    let now = now();
+    assert!(input::check_time(at("2000-01-01T00:00:00Z"), now, skew).is_ok());
+    assert!(input::check_time(now + skew, now, skew).is_ok());
+    let early = input::check_time(at("1999-12-31T23:59:59Z"), now, skew);
+    assert_eq!(
+        early,
+        Err("must not be before 2000-01-01T00:00:00Z".to_owned())
+    );
+    assert!(input::check_time(now + skew + chrono::Duration::seconds(1), now, skew).is_err());
 }
 
 #[test]

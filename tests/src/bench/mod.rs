@@ -1,7 +1,7 @@
 //! The benchmark harness: workloads against the real system on this
 //! machine, each paired with a baseline measured in the same run where one
-//! exists, written to `target/bench/results.json` (API.md's operating
-//! contract) and to a markdown table that says whether each target is met.
+//! exists, written to `target/bench/results.json` (its shape is in
+//! docs/benchmarks.md) and to a markdown table that says whether each target is met.
 //!
 //! - [`ingest`]: batch ingest end to end and write path alone, against raw
 //!   inserts and naive cqrs-es.
