@@ -346,70 +346,6 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn batch(n: usize) -> Vec<u8> {
-        let items: Vec<Value> = (0..n).map(|i| json!({ "n": i })).collect();
-        serde_json::to_vec(&json!({ "sends": items })).expect("a batch")
-    }
-
-    #[test]
-    fn a_batch_past_the_limit_is_refused_at_its_first_item_too_many() {
-        let (items, is_batch) = items(&batch(MAX_BATCH), "sends").expect("a full batch");
-        assert_eq!((items.len(), is_batch), (MAX_BATCH, true));
-        let refused = items_of(&batch(MAX_BATCH + 1));
-        assert_eq!(
-            (refused.status, refused.kind.as_str()),
-            (413, "urn:sextant:problem:batch-too-large")
-        );
-        // Malformed after the limit: refused as too large all the same,
-        // since reading stopped before the damage.
-        let mut broken = batch(5 * MAX_BATCH);
-        broken.truncate(broken.len() - 3);
-        assert_eq!(items_of(&broken).status, 413);
-    }
-
-    fn items_of(body: &[u8]) -> Problem {
-        items(body, "sends").err().expect("a refusal")
-    }
-
-    #[test]
-    fn a_single_item_and_the_shapes_that_are_neither_answer_as_before() {
-        let (one, is_batch) = items(br#"{"provider": "x"}"#, "sends").expect("one item");
-        assert_eq!((one, is_batch), (vec![json!({ "provider": "x" })], false));
-        let (one, is_batch) =
-            items(br#"{"x": 1, "sends": []}"#, "sends").expect("an object with more keys");
-        assert_eq!((one.len(), is_batch), (1, false));
-        let cases: [(&[u8], u16, &str); 7] = [
-            (br#"{"sends": []}"#, 422, "sends"),
-            (br#"{"sends": {"a": 1}}"#, 422, "sends"),
-            (br#"[1, 2]"#, 422, "."),
-            (br#""text""#, 422, "."),
-            (b"  ", 422, "."),
-            (br#"{"sends": [{"a": "x\u0000"}]}"#, 422, "sends[0]"),
-            (
-                br#"{"sends": [{"a": 1}, {"b": [1, 1e300]}]}"#,
-                422,
-                "sends[1].b[1]",
-            ),
-        ];
-        for (body, status, field) in cases {
-            let problem = items_of(body);
-            assert_eq!(
-                (
-                    problem.status,
-                    problem.errors.first().map(|e| e.field.as_str())
-                ),
-                (status, Some(field)),
-                "{}",
-                String::from_utf8_lossy(body)
-            );
-        }
-        assert_eq!(items_of(br#"{"sends": [1,"#).status, 400);
-    }
-}
 /// A batch answers 200 with a result per item; a single item answers as a
 /// single command would: 201 recorded, 200 duplicate, 422 invalid.
 fn answer(result: BatchResult, batch: bool) -> Result<Response, ApiError> {
@@ -520,4 +456,69 @@ async fn erase(
     let caller = Caller::principal(&principal, ids.correlation_id);
     let erased = sends::erase(&state.app, &caller, client_id, &lead_ref).await?;
     Ok(positioned(StatusCode::OK, &erased, erased.position))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(n: usize) -> Vec<u8> {
+        let items: Vec<Value> = (0..n).map(|i| json!({ "n": i })).collect();
+        serde_json::to_vec(&json!({ "sends": items })).expect("a batch")
+    }
+
+    #[test]
+    fn a_batch_past_the_limit_is_refused_at_its_first_item_too_many() {
+        let (items, is_batch) = items(&batch(MAX_BATCH), "sends").expect("a full batch");
+        assert_eq!((items.len(), is_batch), (MAX_BATCH, true));
+        let refused = items_of(&batch(MAX_BATCH + 1));
+        assert_eq!(
+            (refused.status, refused.kind.as_str()),
+            (413, "urn:sextant:problem:batch-too-large")
+        );
+        // Malformed after the limit: refused as too large all the same,
+        // since reading stopped before the damage.
+        let mut broken = batch(5 * MAX_BATCH);
+        broken.truncate(broken.len() - 3);
+        assert_eq!(items_of(&broken).status, 413);
+    }
+
+    fn items_of(body: &[u8]) -> Problem {
+        items(body, "sends").expect_err("a refusal")
+    }
+
+    #[test]
+    fn a_single_item_and_the_shapes_that_are_neither_answer_as_before() {
+        let (one, is_batch) = items(br#"{"provider": "x"}"#, "sends").expect("one item");
+        assert_eq!((one, is_batch), (vec![json!({ "provider": "x" })], false));
+        let (one, is_batch) =
+            items(br#"{"x": 1, "sends": []}"#, "sends").expect("an object with more keys");
+        assert_eq!((one.len(), is_batch), (1, false));
+        let cases: [(&[u8], u16, &str); 7] = [
+            (br#"{"sends": []}"#, 422, "sends"),
+            (br#"{"sends": {"a": 1}}"#, 422, "sends"),
+            (br#"[1, 2]"#, 422, "."),
+            (br#""text""#, 422, "."),
+            (b"  ", 422, "."),
+            (br#"{"sends": [{"a": "x\u0000"}]}"#, 422, "sends[0]"),
+            (
+                br#"{"sends": [{"a": 1}, {"b": [1, 1e300]}]}"#,
+                422,
+                "sends[1].b[1]",
+            ),
+        ];
+        for (body, status, field) in cases {
+            let problem = items_of(body);
+            assert_eq!(
+                (
+                    problem.status,
+                    problem.errors.first().map(|e| e.field.as_str())
+                ),
+                (status, Some(field)),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(items_of(br#"{"sends": [1,"#).status, 400);
+    }
 }

@@ -76,6 +76,16 @@ impl Binary {
             if profile_dir.ends_with("release") {
                 cargo.arg("--release");
             }
+            // What cargo set for this test binary (its package's name and
+            // manifest directory, …) is not a build's environment: ring's
+            // build script tracks some of these variables, so a build with
+            // them rebuilds ring and all above it, and the next build from
+            // a shell (deploy/local/up.sh's) rebuilds it all again.
+            for (name, _) in std::env::vars_os() {
+                if let Some(name) = name.to_str().filter(|n| set_by_cargo_for_a_crate(n)) {
+                    cargo.env_remove(name);
+                }
+            }
             let status = cargo.status().expect("run cargo build");
             assert!(
                 status.success(),
@@ -86,6 +96,25 @@ impl Binary {
         assert!(path.exists(), "{} is missing", path.display());
         path
     }
+}
+
+/// Whether cargo sets `name` for the crate it compiles or the test it runs
+/// (never for itself).
+fn set_by_cargo_for_a_crate(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
+        || name.starts_with("CARGO_CFG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        )
 }
 
 fn profile_dir() -> PathBuf {
@@ -208,6 +237,33 @@ impl Service {
             child.kill().await.expect("SIGKILL");
             let _ = child.wait().await;
             self.kills += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_build_of_the_binaries_leaves_out_what_cargo_set_for_the_test() {
+        for name in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_EXE_sextant-bench",
+        ] {
+            assert!(set_by_cargo_for_a_crate(name), "{name}");
+        }
+        for name in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_BUILD_JOBS",
+            "CARGO_TERM_COLOR",
+            "CARGO",
+        ] {
+            assert!(!set_by_cargo_for_a_crate(name), "{name} is the user's");
         }
     }
 }

@@ -315,6 +315,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             "text must not contain NUL (\\u0000) characters",
         ));
     }
+    // A JSON value costs far more memory than its text when deeply nested
+    // (a 600 KB batch of items nested 100 levels took 35 MB): refused
+    // before anything is built. No document Sextant keeps is that deep.
+    if nesting_depth(bytes) > MAX_DEPTH {
+        return Err(Problem::invalid_field(
+            ".",
+            format!("JSON may be nested at most {MAX_DEPTH} levels deep"),
+        ));
+    }
     // Parsed once as a document, to check what any body may hold, then
     // into its type (naming the failing field).
     let document: serde_json::Value =
@@ -330,6 +339,36 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         let inner = err.into_inner();
         json_problem(&path, &inner)
     })
+}
+
+/// The deepest JSON nesting a body may have.
+pub const MAX_DEPTH: usize = 32;
+
+/// How deeply the arrays and objects of a JSON text nest (brackets inside
+/// strings do not count). Malformed text is left to the parser.
+pub fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The field a deserialization error is about. Serde reports a missing
@@ -919,6 +958,16 @@ mod tests {
             (err.status, err.errors[0].field.as_str()),
             (422, "patch.a[1]")
         );
+    }
+
+    #[test]
+    fn json_nested_deeper_than_the_limit_is_refused_before_it_is_built() {
+        assert_eq!(nesting_depth(br#"{"a": [1, {"b": "[[[{{{"}]}"#), 3);
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let err = parse_json::<serde_json::Value>(deep.as_bytes()).expect_err("too deep");
+        assert_eq!(err.status, 422);
+        let fine = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse_json::<serde_json::Value>(fine.as_bytes()).is_ok());
     }
 
     #[test]
