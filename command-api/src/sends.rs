@@ -6,7 +6,7 @@ use std::cell::Cell;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::CONTENT_LENGTH;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use sextant_adapters::http::{
-    parse_json, positioned, Admins, ClientScope, FieldError, Ingesters, Problem, RequestIds,
-    StrictJson,
+    declares_json, parse_json, positioned, read_body, Admins, ClientScope, FieldError, Ingesters,
+    Problem, RequestIds, StrictJson,
 };
 use sextant_application::sends::{self, Authorize, BatchResult, ItemResult, MAX_BATCH};
 use sextant_application::{ApiError, Caller};
@@ -299,24 +299,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| {
-                let v = v.trim().to_ascii_lowercase();
-                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        let too_large = || {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Payload too large",
-                "the body is larger than this endpoint accepts",
-            )
-        };
+        let is_json = declares_json(req.headers());
         // Refused on its announced length, before a byte of it is buffered.
         let announced = req
             .headers()
@@ -324,15 +307,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         if announced.is_some_and(|length| length > BATCH_BODY_LIMIT as u64) {
-            return Err(too_large());
+            return Err(Problem::payload_too_large());
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                Problem::bad_request(rejection.body_text())
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         // An empty body is told what it must hold, whatever its type.
         if !is_json && !bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Problem::new(

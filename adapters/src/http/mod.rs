@@ -123,6 +123,15 @@ impl Problem {
         )
     }
 
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            "the body is larger than this endpoint accepts",
+        )
+    }
+
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
     }
@@ -194,29 +203,8 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| {
-                let v = v.trim().to_ascii_lowercase();
-                v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
-            })
-            .unwrap_or(false);
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            let status = rejection.status();
-            if status == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    status,
-                    "payload-too-large",
-                    "Payload too large",
-                    "the body is larger than this endpoint accepts",
-                )
-            } else {
-                Problem::bad_request(rejection.body_text())
-            }
-        })?;
+        let is_json = declares_json(req.headers());
+        let bytes = read_body(req, state).await?;
         // No body at all is told what the body must hold, whatever its
         // content type says: that is what the caller is missing.
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -273,6 +261,32 @@ fn list_fields(fields: &[String]) -> String {
         Some((last, [])) => last.clone(),
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
+}
+
+/// Whether the request says its body is JSON (`application/json`, or an
+/// `application/…+json` type).
+pub fn declares_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// The whole body, buffered within the route's limit: over it, 413;
+/// otherwise unreadable, 400.
+pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Problem> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::payload_too_large()
+        } else {
+            Problem::bad_request(rejection.body_text())
+        }
+    })
 }
 
 /// Like [`StrictJson`], for endpoints whose body is optional: an empty body
