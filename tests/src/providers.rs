@@ -142,6 +142,22 @@ pub async fn deliver_signed(
     deliver(app, provider, client, &headers, body).await
 }
 
+/// Posts `body` with the signature `provider` puts on it under `secret`,
+/// or with none.
+pub async fn deliver_signed_by(
+    app: &Running,
+    provider: Provider,
+    client: Uuid,
+    secret: Option<&str>,
+    body: &[u8],
+) -> Answer {
+    let url = webhook_url(app, provider, client);
+    let headers = secret
+        .map(|secret| webhooks::sign_for_test(provider, secret, "POST", &url, body, Utc::now()))
+        .unwrap_or_default();
+    deliver(app, provider, client, &headers, body).await
+}
+
 /// Sets `client`'s webhook secret for `provider`, as the operator.
 pub async fn set_secret(app: &Running, client: Uuid, provider: Provider, secret: &str) {
     let answer = app

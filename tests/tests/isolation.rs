@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::Utc;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sextant_adapters::webhooks;
 use sextant_domain::values::Provider;
+use sextant_tests::providers::deliver_signed_by as deliver;
 use sextant_tests::{Answer, Running, TestEnv, OPERATOR_KEY};
 use uuid::Uuid;
 
@@ -186,41 +186,6 @@ fn first_fixture(provider: Provider) -> Vec<u8> {
         .collect();
     files.sort();
     std::fs::read(files.first().expect("a fixture")).expect("a readable fixture")
-}
-
-async fn deliver(
-    app: &Running,
-    provider: Provider,
-    client: Uuid,
-    secret: Option<&str>,
-    body: &[u8],
-) -> Answer {
-    let url = format!(
-        "{}/v1/webhooks/{}/{client}",
-        app.command_url,
-        provider.as_str()
-    );
-    let mut request = app
-        .http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(body.to_vec());
-    if let Some(secret) = secret {
-        for (name, value) in
-            webhooks::sign_for_test(provider, secret, "POST", &url, body, Utc::now())
-        {
-            request = request.header(name.as_str(), value.as_str());
-        }
-    }
-    let response = request.send().await.expect("deliver");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.json::<Value>().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        body,
-    }
 }
 
 /// What a refusal says, without what differs by request.

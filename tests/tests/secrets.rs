@@ -7,12 +7,11 @@
 
 use std::path::PathBuf;
 
-use chrono::Utc;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use sextant_adapters::secrets::SecretsKey;
-use sextant_adapters::webhooks;
 use sextant_domain::values::Provider;
+use sextant_tests::providers::deliver_signed_by as deliver;
 use sextant_tests::{Answer, Parts, Running, TestEnv, OPERATOR_KEY};
 use uuid::Uuid;
 
@@ -34,37 +33,6 @@ async fn set_secret(app: &Running, client: Uuid, provider: Provider, secret: &st
         Some(json!({ "secret": secret })),
     )
     .await
-}
-
-async fn deliver(
-    app: &Running,
-    provider: Provider,
-    client: Uuid,
-    secret: &str,
-    body: &[u8],
-) -> Answer {
-    let url = format!(
-        "{}/v1/webhooks/{}/{client}",
-        app.command_url,
-        provider.as_str()
-    );
-    let mut request = app
-        .http
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(body.to_vec());
-    for (name, value) in webhooks::sign_for_test(provider, secret, "POST", &url, body, Utc::now()) {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let response = request.send().await.expect("deliver");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.json::<Value>().await.unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        body,
-    }
 }
 
 /// Every row of every table of the database, as text.
@@ -115,7 +83,7 @@ async fn webhook_secrets_are_stored_sealed_and_never_answered_by_any_api() {
         &app,
         Provider::Smartlead,
         client,
-        SECRET,
+        Some(SECRET),
         &fixture(Provider::Smartlead, "email_sent"),
     )
     .await;
@@ -278,7 +246,7 @@ async fn a_secret_in_a_url_of_a_dead_lettered_payload_is_redacted() {
     .to_string();
     let not_json = "event=reply&secret=RAW-SECRET-7890&lead=ana";
     for body in [unknown_event.as_bytes(), not_json.as_bytes()] {
-        let answer = deliver(&app, Provider::Instantly, client, SECRET, body).await;
+        let answer = deliver(&app, Provider::Instantly, client, Some(SECRET), body).await;
         assert!(answer.status.is_success(), "{answer:?}");
     }
     let payloads: Vec<String> =
@@ -337,7 +305,7 @@ async fn without_a_secrets_key_no_webhook_secret_is_stored_and_deliveries_are_re
         &app,
         Provider::Smartlead,
         client,
-        SECRET,
+        Some(SECRET),
         &fixture(Provider::Smartlead, "email_sent"),
     )
     .await;
@@ -354,7 +322,7 @@ async fn a_sealed_secret_opens_only_under_its_key_and_for_its_own_client() {
     let set = set_secret(&app, owner, Provider::Smartlead, SECRET).await;
     assert_eq!(set.status, StatusCode::OK, "{set:?}");
     let body = fixture(Provider::Smartlead, "email_sent");
-    let accepted = deliver(&app, Provider::Smartlead, owner, SECRET, &body).await;
+    let accepted = deliver(&app, Provider::Smartlead, owner, Some(SECRET), &body).await;
     assert!(accepted.status.is_success(), "{accepted:?}");
 
     // The owner's sealed secret copied to another client does not open
@@ -368,7 +336,7 @@ async fn a_sealed_secret_opens_only_under_its_key_and_for_its_own_client() {
     .execute(&env.pool)
     .await
     .expect("copy the sealed secret");
-    let refused = deliver(&app, Provider::Smartlead, copier, SECRET, &body).await;
+    let refused = deliver(&app, Provider::Smartlead, copier, Some(SECRET), &body).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
     app.stop().await;
 
@@ -377,7 +345,7 @@ async fn a_sealed_secret_opens_only_under_its_key_and_for_its_own_client() {
     settings.secrets_key =
         Some(SecretsKey::parse(&SecretsKey::generate()).expect("a generated key"));
     let app = env.start_against(&settings, Parts::apis_only()).await;
-    let refused = deliver(&app, Provider::Smartlead, owner, SECRET, &body).await;
+    let refused = deliver(&app, Provider::Smartlead, owner, Some(SECRET), &body).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{refused:?}");
     let again = set_secret(&app, owner, Provider::Smartlead, SECRET).await;
     assert_eq!(again.status, StatusCode::OK, "{again:?}");
@@ -385,7 +353,7 @@ async fn a_sealed_secret_opens_only_under_its_key_and_for_its_own_client() {
         &app,
         Provider::Smartlead,
         owner,
-        SECRET,
+        Some(SECRET),
         &fixture(Provider::Smartlead, "email_open"),
     )
     .await;
