@@ -280,8 +280,8 @@ fn non_negative(text: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("expected a non-negative number, got {text:?}"))
 }
 
-/// The settings alone as a command line, for [`Settings::from_env`] and
-/// [`Settings::from_lookup`].
+/// The settings alone as a command line, for [`Settings::from_lookup`]
+/// and the tests of `--help`.
 #[derive(Debug, Parser)]
 #[command(name = "sextant")]
 struct SettingsOnly {
@@ -339,14 +339,6 @@ impl SettingsArgs {
 }
 
 impl Settings {
-    /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let matches = ignore_blank_variables(SettingsOnly::command())
-            .try_get_matches_from(["sextant"])
-            .map_err(|e| config_error(&e))?;
-        Self::from_matches(&matches)
-    }
-
     /// Reads settings through `lookup` instead of the process environment,
     /// so tests need not touch it. Blank values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
