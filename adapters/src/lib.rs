@@ -15,14 +15,17 @@
 //! - [`keys`]: API key format, hashing and the key registry the APIs read.
 //! - [`http`]: plumbing both HTTP services share: problem+json, the strict
 //!   JSON extractor, request ids, positions, auth principals, health.
+//! - [`memory`]: the services' allocator, and the reclaimer that returns
+//!   what a burst freed (the crate's one `unsafe` call).
 //! - [`webhooks`]: provider webhooks: signatures, delivery ids, mapping to sends and outcomes.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod db;
 pub mod http;
 pub mod keys;
 pub mod llm;
+pub mod memory;
 pub mod relay;
 pub mod retry;
 pub mod secrets;

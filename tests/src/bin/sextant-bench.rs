@@ -33,10 +33,9 @@ struct Args {
     out: PathBuf,
 }
 
-/// mimalloc: the services allocate many small JSON values per event, and
-/// glibc's allocator showed as a third of their CPU under load.
+/// The services' allocator (see `sextant_adapters::memory`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sextant_adapters::memory::Allocator = sextant_adapters::memory::Allocator {};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
