@@ -7,7 +7,8 @@
 //! can act as operator (a random key is generated and never shown, so an
 //! unconfigured install is closed, not open). Nor has the secrets key:
 //! without one, no webhook secret can be set, so none is ever stored
-//! unsealed, and deliveries are refused.
+//! unsealed, and deliveries are refused. Nor has the mail server: without
+//! `SEXTANT_SMTP_HOST`, weekly reports are published but not e-mailed.
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -37,6 +38,46 @@ pub struct Settings {
     /// Seals webhook secrets at rest (`SEXTANT_SECRETS_KEY`). `None`: no
     /// webhook secret can be set (503) and every delivery is 401.
     pub secrets_key: Option<crate::secrets::SecretsKey>,
+    /// The mail server weekly reports are e-mailed through. `None` when
+    /// `SEXTANT_SMTP_HOST` is unset: reports are published, never e-mailed.
+    pub smtp: Option<SmtpSettings>,
+}
+
+/// How the connection to the mail server is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SmtpTls {
+    /// Plain text (a relay on the same host or network only).
+    None,
+    /// Plain text upgraded by STARTTLS, which is required (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+impl SmtpTls {
+    /// The port this mode is usually served on.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::None => 25,
+            Self::Starttls => 587,
+            Self::Tls => 465,
+        }
+    }
+}
+
+/// The mail server weekly reports go through, and who they are from.
+#[derive(Clone, Debug)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    /// Never logged, never in an event.
+    pub password: Option<SecretString>,
+    /// The sender, as an address or `Name <address>`.
+    pub from: String,
+    /// How long one exchange with the server may take.
+    pub timeout: Duration,
 }
 
 /// Bounds on what one HTTP client may hold (docs/operations.md): a client
@@ -262,6 +303,46 @@ pub struct SettingsArgs {
     #[arg(long, env = "SEXTANT_SECRETS_KEY", value_name = "SEXTANT_SECRETS_KEY",
           hide_env_values = true, value_parser = crate::secrets::SecretsKey::parse)]
     secrets_key: Option<crate::secrets::SecretsKey>,
+    /// The mail server weekly reports are e-mailed through (unset: they
+    /// are published as events, never e-mailed).
+    #[arg(long, env = "SEXTANT_SMTP_HOST", value_name = "SEXTANT_SMTP_HOST")]
+    smtp_host: Option<String>,
+    /// Its port (default: 25, 587 or 465 by the TLS mode).
+    #[arg(long, env = "SEXTANT_SMTP_PORT", value_name = "SEXTANT_SMTP_PORT",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    smtp_port: Option<u16>,
+    /// How the connection is secured: none, starttls (required) or tls.
+    #[arg(
+        long,
+        env = "SEXTANT_SMTP_TLS",
+        value_name = "SEXTANT_SMTP_TLS",
+        value_enum,
+        default_value = "starttls"
+    )]
+    smtp_tls: SmtpTls,
+    /// The user the mail server authenticates (unset: no authentication).
+    #[arg(
+        long,
+        env = "SEXTANT_SMTP_USERNAME",
+        value_name = "SEXTANT_SMTP_USERNAME"
+    )]
+    smtp_username: Option<String>,
+    /// That user's password.
+    #[arg(
+        long,
+        env = "SEXTANT_SMTP_PASSWORD",
+        value_name = "SEXTANT_SMTP_PASSWORD",
+        hide_env_values = true
+    )]
+    smtp_password: Option<String>,
+    /// Who the reports are from, as an address or `Name <address>`.
+    #[arg(
+        long,
+        env = "SEXTANT_SMTP_FROM",
+        value_name = "SEXTANT_SMTP_FROM",
+        default_value = "Sextant <sextant@localhost>"
+    )]
+    smtp_from: String,
 }
 
 fn operator_key(text: &str) -> Result<String, String> {
@@ -334,6 +415,18 @@ impl SettingsArgs {
                 max_connections: self.http_max_connections as usize,
             },
             secrets_key: self.secrets_key,
+            smtp: self
+                .smtp_host
+                .filter(|host| !host.trim().is_empty())
+                .map(|host| SmtpSettings {
+                    host: host.trim().to_owned(),
+                    port: self.smtp_port.unwrap_or(self.smtp_tls.default_port()),
+                    tls: self.smtp_tls,
+                    username: self.smtp_username.filter(|u| !u.is_empty()),
+                    password: self.smtp_password.map(SecretString::from),
+                    from: self.smtp_from,
+                    timeout: Duration::from_secs(30),
+                }),
         }
     }
 }
@@ -536,6 +629,37 @@ mod tests {
         }
         let help = SettingsOnly::command().render_long_help().to_string();
         assert!(help.contains("[env: SEXTANT_SECRETS_KEY"), "{help}");
+    }
+
+    #[test]
+    fn smtp_is_off_without_a_host_and_its_password_is_never_shown() {
+        assert!(settings(&[]).expect("defaults").smtp.is_none());
+        let s = settings(&[
+            ("SEXTANT_SMTP_HOST", "mail.example"),
+            ("SEXTANT_SMTP_TLS", "tls"),
+            ("SEXTANT_SMTP_USERNAME", "reports"),
+            ("SEXTANT_SMTP_PASSWORD", "hunter2-smtp-password"),
+            ("SEXTANT_SMTP_FROM", "reports@agency.example"),
+        ])
+        .expect("SMTP settings");
+        let smtp = s.smtp.clone().expect("SMTP is configured");
+        assert_eq!((smtp.host.as_str(), smtp.port), ("mail.example", 465));
+        assert_eq!(smtp.tls, SmtpTls::Tls);
+        assert_eq!(smtp.from, "reports@agency.example");
+        assert!(!format!("{s:?}").contains("hunter2-smtp-password"));
+        let plain = settings(&[
+            ("SEXTANT_SMTP_HOST", "127.0.0.1"),
+            ("SEXTANT_SMTP_TLS", "none"),
+            ("SEXTANT_SMTP_PORT", "2525"),
+        ])
+        .expect("plain SMTP")
+        .smtp
+        .expect("SMTP is configured");
+        assert_eq!((plain.port, plain.tls), (2525, SmtpTls::None));
+        for (name, bad) in [("SEXTANT_SMTP_TLS", "ssl"), ("SEXTANT_SMTP_PORT", "0")] {
+            let err = settings(&[("SEXTANT_SMTP_HOST", "mail.example"), (name, bad)]).err();
+            assert_eq!(err.map(|e| e.name).as_deref(), Some(name));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`relay`]: drains the outbox to JetStream, gap-safe, one active leader.
 //! - [`llm`]: insight extraction through an OpenAI-compatible API, with
 //!   spend limits, retries and a circuit breaker.
+//! - [`mail`]: e-mail over SMTP (weekly reports), TLS by rustls.
 //! - [`retry`]: the backoff policies and the circuit breaker every retry loop uses.
 //! - [`keys`]: API key format, hashing and the key registry the APIs read.
 //! - [`http`]: plumbing both HTTP services share: problem+json, the strict
@@ -25,6 +26,7 @@ pub mod db;
 pub mod http;
 pub mod keys;
 pub mod llm;
+pub mod mail;
 pub mod memory;
 pub mod relay;
 pub mod retry;

@@ -119,6 +119,11 @@ impl LlmClient {
         &self.settings.model
     }
 
+    /// What one client may spend on calls in a day, in US dollars.
+    pub fn daily_limit_usd(&self) -> f64 {
+        self.settings.daily_limit_usd
+    }
+
     /// Extracts insights from `content` for `client_id`.
     pub async fn extract(
         &self,

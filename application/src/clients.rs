@@ -1,4 +1,5 @@
-//! Clients: registration, profile, API keys, webhook secrets, sending
+//! Clients: registration, profile and settings (time zone, maturity
+//! windows, report recipients), API keys, webhook secrets, sending
 //! resources, suspension. Each is a command on the Client aggregate; keys
 //! and secrets also have an after-commit write of their own, so that they
 //! take effect before the stream delivers the event. A suspended client's
@@ -9,10 +10,11 @@ use uuid::Uuid;
 
 use sextant_adapters::http::Problem;
 use sextant_adapters::keys;
-use sextant_domain::client::{ClientCommand, Profile, ProfileChange};
+use sextant_domain::client::{ClientCommand, MaturityWindowsChange, Profile, ProfileChange};
+use sextant_domain::report::ReportRecipients;
 use sextant_domain::values::{
-    ClientName, CompanySize, ConfidenceThreshold, DailyCap, Industry, KeyLabel, PermissionMode,
-    Provider, Reason, Region, ResourceAddress, ResourceKind, Role,
+    ClientName, CompanySize, ConfidenceThreshold, DailyCap, Industry, KeyLabel, MaturityWindows,
+    PermissionMode, Provider, Reason, Region, ResourceAddress, ResourceKind, Role, TimeZone,
 };
 
 use crate::{execute, App, Caller, Result};
@@ -28,6 +30,12 @@ pub struct RegisterClient {
     pub permission_mode: PermissionMode,
     #[serde(default)]
     pub data_sharing_consent: bool,
+    /// The zone the client's weeks and days are counted in (default UTC).
+    #[serde(default)]
+    pub timezone: TimeZone,
+    /// Any of the windows; those left out take their defaults.
+    #[serde(default)]
+    pub maturity: MaturityWindowsChange,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,9 +53,11 @@ pub async fn register(app: &App, caller: &Caller, input: RegisterClient) -> Resu
             industry: input.industry,
             company_size: input.company_size,
             region: input.region,
+            timezone: input.timezone,
         },
         permission_mode: input.permission_mode,
         data_sharing_consent: input.data_sharing_consent,
+        maturity: input.maturity.applied_to(MaturityWindows::default()),
     };
     let committed = execute(&app.clients, client_id, caller, command).await?;
     Ok(Registered {
@@ -69,6 +79,12 @@ pub struct UpdateClient {
     #[serde(alias = "autopilot_confidence_threshold")]
     pub autopilot_threshold: Option<ConfidenceThreshold>,
     pub data_sharing_consent: Option<bool>,
+    pub timezone: Option<TimeZone>,
+    /// Any of the windows; those left out stay as they are.
+    pub maturity: Option<MaturityWindowsChange>,
+    /// Who the weekly report is e-mailed to, all at once (at most 20;
+    /// empty: no one).
+    pub report_recipients: Option<ReportRecipients>,
 }
 
 /// Answers the position of the change.
@@ -84,10 +100,13 @@ pub async fn update(
             industry: input.industry,
             company_size: input.company_size,
             region: input.region,
+            timezone: input.timezone,
         },
         permission_mode: input.permission_mode,
         autopilot_threshold: input.autopilot_threshold,
         data_sharing_consent: input.data_sharing_consent,
+        maturity: input.maturity,
+        report_recipients: input.report_recipients,
     };
     Ok(execute(&app.clients, client_id, caller, command)
         .await?

@@ -1,7 +1,8 @@
 //! The context ledger's use cases: propose an update, approve / modify /
-//! reject it, roll back; and the document pathway (a document kept out of
-//! the log, its insights proposed as an update whose values are kept by
-//! reference, erasable: [`crate::insights`]). Who may propose what, routing
+//! reject it, withdraw it (Sextant itself), roll back; and the document
+//! pathway (a document kept out of the log, its insights proposed as an
+//! update whose values are kept by reference, erasable:
+//! [`crate::insights`]). Who may propose what, routing
 //! by permission mode, staleness and the version hashes are the
 //! ClientContext aggregate's own: the use cases pass it the caller as a
 //! [`Proposer`](sextant_domain::context::Proposer). A suspended client's keys
@@ -20,6 +21,7 @@ use sextant_domain::context::{
     extract, json, refs, ContextCommand, ContextError, ContextEvent, DocumentSource, Insights,
     Policy, Source, UpdateStatus, MAX_DOCUMENT_BYTES,
 };
+use sextant_domain::metadata::{Actor, Component};
 use sextant_domain::values::{Confidence, DocumentKey, Note, Rationale, Reason, Title};
 
 use crate::{execute, ApiError, App, Caller, DomainRefusal, Result};
@@ -175,6 +177,32 @@ pub async fn reject(
         reason: input.reason,
     };
     Ok(execute(&app.context, client_id, caller, command)
+        .await?
+        .position)
+}
+
+/// The suggestion engine withdraws a pending update whose evidence no
+/// longer holds; `evidence` is what shows it, and is carried on the event.
+/// Only Sextant withdraws: no HTTP endpoint issues this. Refused like a
+/// rejection when the update is unknown (404) or no longer pending (409).
+/// Answers the position of the withdrawal.
+pub async fn withdraw_as_system(
+    app: &App,
+    client_id: Uuid,
+    update_id: Uuid,
+    reason: Reason,
+    evidence: Value,
+) -> Result<i64> {
+    let caller = Caller::new(
+        Actor::System(Component::SuggestionEngine),
+        format!("withdraw:{update_id}"),
+    );
+    let command = ContextCommand::WithdrawUpdate {
+        update_id,
+        reason,
+        evidence,
+    };
+    Ok(execute(&app.context, client_id, &caller, command)
         .await?
         .position)
 }

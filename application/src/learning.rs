@@ -7,9 +7,11 @@
 //! is an event, and the ClientContext aggregate's own rules keep it from
 //! re-proposing what is pending or was rejected on the same evidence.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -21,12 +23,13 @@ use sextant_domain::client::Client;
 use sextant_domain::context::{
     ClientContext, ContextCommand, ContextError, Policy, Proposer, Source,
 };
-use sextant_domain::learning::{
-    pattern_rows, Family, Level, Metric, PatternRow, Verdict, BASELINE, PUBLISHED_BENCHMARKS,
+use sextant_domain::inference::{
+    estimate, plan, stopped_holding, Cell, Estimate, Method, PendingSuggestion, Step,
 };
+use sextant_domain::learning::{Family, Level, Metric, PatternRow, Verdict, PUBLISHED_BENCHMARKS};
 use sextant_domain::metadata::{Actor, Component};
-use sextant_domain::stats::{benjamini_hochberg, format_p};
-use sextant_domain::values::{Rationale, UnitInterval};
+use sextant_domain::stats::format_p;
+use sextant_domain::values::{Rationale, Reason, UnitInterval};
 
 use crate::read_model::platform::platform_table;
 use crate::App;
@@ -72,6 +75,8 @@ pub struct Suggested {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Proposed,
+    /// A pending suggestion taken back: its evidence no longer holds.
+    Withdrawn,
     /// The ClientContext aggregate refused it, for this reason.
     NotProposed(String),
 }
@@ -86,6 +91,7 @@ impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Proposed => f.write_str("proposed"),
+            Self::Withdrawn => f.write_str("withdrawn"),
             Self::NotProposed(why) => write!(f, "not proposed: {why}"),
         }
     }
@@ -101,7 +107,10 @@ pub struct Engine {
     pool: PgPool,
     context: Arc<CommandStore<ClientContext>>,
     clients: Arc<CommandStore<Client>>,
+    /// For what other clients' data says (priors, platform practices).
     thresholds: Thresholds,
+    /// For what the client's own data says.
+    method: Method,
 }
 
 fn source_for(family: Family) -> Source {
@@ -125,22 +134,125 @@ pub fn significant(rows: &[PatternRow], baseline_sends: u64, t: Thresholds) -> V
         .collect()
 }
 
-fn rationale(family: Family, metric: Metric, row: &PatternRow, base_rate: f64) -> String {
-    let (what, value) = row.key.split_once('=').unwrap_or((&row.key, ""));
+fn rationale(metric: Metric, e: &Estimate) -> String {
+    let (what, value) = e.key.split_once('=').unwrap_or((&e.key, ""));
+    let adjusted = if e.adjusted_for.is_empty() {
+        String::new()
+    } else {
+        format!(" adjusted for {}", e.adjusted_for.join(" and "))
+    };
     format!(
-        "{} {what} = {value}: {} rate {:.1}% against {:.1}% over all sends (lift {:.2}, 95% interval {:.1}–{:.1}%, \
-         q = {}, {} sends). {}",
-        family.as_str().to_uppercase(),
+        "{} {what} = {value}: {} rate {:.1}% against {:.1}% for the other sends (lift {:.2}{adjusted}, \
+         95% interval {:.2}–{:.2}; always-valid p = {} against its bar {}; {} matured sends). {}",
+        e.family.as_str().to_uppercase(),
         metric.as_str().replace('_', " "),
-        row.rate * 100.0,
-        base_rate * 100.0,
-        row.lift,
-        row.ci_low * 100.0,
-        row.ci_high * 100.0,
-        format_p(row.q),
-        row.sends,
-        if row.lift > 1.0 { "Prefer it." } else { "Avoid it." }
+        e.rate * 100.0,
+        e.rest_rate * 100.0,
+        e.lift,
+        e.ci_low,
+        e.ci_high,
+        format_p(e.always_valid_p),
+        format_p(e.bar),
+        e.sends,
+        if e.lift > 1.0 { "Prefer it." } else { "Avoid it." }
     )
+}
+
+/// The matured sends of a client (sent at or before `matured_before`),
+/// grouped by the keys they carry, with how many had `metric`'s event.
+async fn matured_cells(
+    pool: &PgPool,
+    client_id: Uuid,
+    metric: Metric,
+    matured_before: DateTime<Utc>,
+) -> Result<Vec<Cell>, sqlx::Error> {
+    let followed = crate::read_model::patterns::followed(metric);
+    // `followed` is one of three constants, never input.
+    let rows: Vec<(Vec<String>, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT keys, count(*), count({followed}) FROM pattern_sends \
+         WHERE client_id = $1 AND sent_at <= $2 \
+         GROUP BY keys"
+    ))
+    .bind(client_id)
+    .bind(matured_before)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(keys, sends, events)| Cell {
+            keys,
+            sends: sends as u64,
+            events: events as u64,
+        })
+        .collect())
+}
+
+/// The verdicts a document section holds, by `family|key`: the section is
+/// `{family: {key: verdict}}`.
+fn held_verdicts(document: Option<&Value>, pointer: &str) -> BTreeMap<String, Verdict> {
+    let mut held = BTreeMap::new();
+    let families = document
+        .and_then(|d| d.pointer(pointer))
+        .and_then(Value::as_object);
+    for (family, keys) in families.into_iter().flatten() {
+        for (key, verdict) in keys.as_object().into_iter().flatten() {
+            if let Some(verdict) = verdict.as_str().and_then(Verdict::parse) {
+                held.insert(format!("{family}|{key}"), verdict);
+            }
+        }
+    }
+    held
+}
+
+fn split_key(full_key: &str) -> Option<(Family, &str)> {
+    let (family, key) = full_key.split_once('|')?;
+    Some((Family::parse(family)?, key))
+}
+
+/// One look at a client's matured sends.
+struct Look {
+    metric: Metric,
+    matured_before: DateTime<Utc>,
+    all_sends: u64,
+    maturing_sends: u64,
+    cells: Vec<Cell>,
+    estimates: Vec<Estimate>,
+}
+
+impl Look {
+    /// The matured sends and events of one `family|key`, unadjusted.
+    fn crude(&self, full_key: &str) -> Option<(u64, u64)> {
+        let (mut sends, mut events) = (0, 0);
+        for cell in self
+            .cells
+            .iter()
+            .filter(|c| c.keys.iter().any(|k| k == full_key))
+        {
+            sends += cell.sends;
+            events += cell.events;
+        }
+        (sends > 0).then_some((sends, events))
+    }
+
+    /// The evidence of a suggestion or withdrawal: the estimate's numbers,
+    /// the method and what it did not count yet, and `extra`.
+    fn evidence(&self, client_id: Uuid, e: &Estimate, extra: Value, method: &Method) -> Value {
+        let mut evidence = json!({
+            "family": e.family.as_str(), "key": e.key, "metric": self.metric.as_str(), "level": Level::Client.as_str(),
+            "sends": e.sends, "events": e.events, "rate": e.rate,
+            "rest_sends": e.rest_sends, "rest_events": e.rest_events, "rest_rate": e.rest_rate,
+            "crude_lift": e.crude_lift, "lift": e.lift, "lift_interval_95": [e.ci_low, e.ci_high],
+            "adjusted_for": e.adjusted_for, "p": e.p, "always_valid_p": e.always_valid_p, "bar": e.bar,
+            "alpha": method.alpha, "matured_before": self.matured_before, "maturing_sends": self.maturing_sends,
+            "method": "matured cohorts; Mantel-Haenszel risk ratio against the rest, stratified by the strongest other features; \
+                       mixture SPRT (always-valid) p; Bonferroni over declared features and their values",
+            "query": format!("GET /v1/clients/{client_id}/patterns/{}?metric={}", e.family.as_str(), self.metric.as_str()),
+        });
+        if let (Some(target), Some(extra)) = (evidence.as_object_mut(), extra.as_object()) {
+            target.extend(extra.clone());
+        }
+        evidence
+    }
 }
 
 impl Engine {
@@ -150,6 +262,7 @@ impl Engine {
             context: app.context.clone(),
             clients: app.clients.clone(),
             thresholds,
+            method: Method::default(),
         }
     }
 
@@ -172,99 +285,350 @@ impl Engine {
                 .bind(client_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        let learned = document
-            .as_ref()
-            .and_then(|d| d.pointer("/playbook/learned"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let metric = Metric::Reply;
-        let counts: Vec<(String, String, i64, i64)> = sqlx::query_as(
-            "SELECT family, key, sends, replies FROM pattern_counts WHERE client_id = $1 AND scope = 'client'",
-        )
-        .bind(client_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let baseline = counts
-            .iter()
-            .find(|(f, k, ..)| f == BASELINE.0 && k == BASELINE.1)
-            .map(|(_, _, n, x)| (*n as u64, *x as u64))
-            .unwrap_or((0, 0));
-        let base_rate = if baseline.0 > 0 {
-            baseline.1 as f64 / baseline.0 as f64
-        } else {
-            0.0
-        };
-        // The engine decides over every family at once, so its false
-        // discoveries are controlled over all its decisions: Benjamini–
-        // Hochberg across every row of every family (the tables' own q
-        // values are per family, as docs/learning.md defines them).
-        let mut all: Vec<(Family, PatternRow)> = Vec::new();
-        for family in Family::ALL {
-            let rows: Vec<(String, u64, u64)> = counts
-                .iter()
-                .filter(|(f, ..)| f == family.as_str())
-                .map(|(_, k, n, x)| (k.clone(), *n as u64, *x as u64))
-                .collect();
-            all.extend(
-                pattern_rows(&rows, baseline)
-                    .into_iter()
-                    .map(|r| (family, r)),
-            );
-        }
-        let global_q = benjamini_hochberg(&all.iter().map(|(_, r)| r.p).collect::<Vec<_>>());
-        for ((_, row), q) in all.iter_mut().zip(global_q) {
-            row.q = q;
-        }
-        let mut made = Vec::new();
-        for family in Family::ALL {
-            let rows: Vec<PatternRow> = all
-                .iter()
-                .filter(|(f, _)| *f == family)
-                .map(|(_, r)| r.clone())
-                .collect();
-            for row in significant(&rows, baseline.0, self.thresholds) {
-                let verdict = Verdict::of_lift(row.lift);
-                if learned.get(family.as_str()).and_then(|f| f.get(&row.key))
-                    == Some(&json!(verdict.as_str()))
-                {
-                    continue;
-                }
-                let patch = json!({ "playbook": { "learned": { family.as_str(): { &row.key: verdict.as_str() } } } });
-                let evidence = json!({
-                    "family": family.as_str(), "key": row.key, "metric": metric.as_str(), "level": Level::Client.as_str(),
-                    "sends": row.sends, "events": row.events, "rate": row.rate,
-                    "interval_95": [row.ci_low, row.ci_high], "baseline_rate": base_rate,
-                    "baseline_sends": baseline.0, "lift": row.lift, "p": row.p, "q": row.q,
-                    "fdr_target": self.thresholds.fdr,
-                    "query": format!("GET /v1/clients/{client_id}/patterns/{}?metric={}", family.as_str(), metric.as_str()),
-                });
-                let rationale = rationale(family, metric, &row, base_rate);
-                made.push(
-                    self.propose(
-                        client_id,
-                        policy,
-                        Level::Client,
-                        family,
-                        &row.key,
-                        verdict,
-                        source_for(family),
-                        patch,
-                        rationale,
-                        evidence,
-                    )
-                    .await?,
-                );
-            }
-        }
+        let now = Utc::now();
+        let look = self.look(client_id, now).await?;
+        let mut made = self
+            .learned(client_id, policy, &look, document.as_ref())
+            .await?;
         made.extend(
-            self.regressions(client_id, policy, &counts, &document)
+            self.health(client_id, policy, &look, document.as_ref())
                 .await?,
         );
         made.extend(
-            self.priors(client_id, &client, policy, baseline.0, &document)
+            self.priors_against_evidence(client_id, policy, &look, document.as_ref())
+                .await?,
+        );
+        made.extend(
+            self.regressions(client_id, policy, &look, &document)
+                .await?,
+        );
+        made.extend(
+            self.priors(client_id, &client, policy, look.all_sends, &document)
                 .await?,
         );
         Ok(made)
+    }
+
+    /// What the client's matured sends say now: the cells the estimates are
+    /// computed from, and the estimates.
+    async fn look(&self, client_id: Uuid, now: DateTime<Utc>) -> Result<Look, anyhow::Error> {
+        let metric = Metric::Reply;
+        let windows = crate::read_model::clients::client_settings(&self.pool, client_id)
+            .await?
+            .map(|(_, windows)| windows)
+            .unwrap_or_default();
+        let matured_before = windows.matured_by(metric, now);
+        let cells = matured_cells(&self.pool, client_id, metric, matured_before).await?;
+        let (all_sends, maturing_sends): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE sent_at > $2) FROM pattern_sends WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .bind(matured_before)
+        .fetch_one(&self.pool)
+        .await?;
+        let estimates = estimate(&cells, &self.method);
+        Ok(Look {
+            metric,
+            matured_before,
+            all_sends: all_sends as u64,
+            maturing_sends: maturing_sends as u64,
+            cells,
+            estimates,
+        })
+    }
+
+    /// The client's own patterns: propose what the matured evidence shows,
+    /// withdraw the engine's pending suggestions it no longer supports.
+    async fn learned(
+        &self,
+        client_id: Uuid,
+        policy: Policy,
+        look: &Look,
+        document: Option<&Value>,
+    ) -> Result<Vec<Suggested>, anyhow::Error> {
+        let held = held_verdicts(document, "/playbook/learned");
+        let pending = self.pending_suggestions(client_id).await?;
+        let mut made = Vec::new();
+        for step in plan(&look.estimates, &pending, &held, &self.method) {
+            match step {
+                Step::Propose(e) => {
+                    let verdict = e.verdict();
+                    let patch = json!({ "playbook": { "learned": { e.family.as_str(): { &e.key: verdict.as_str() } } } });
+                    let rationale = rationale(look.metric, e);
+                    let evidence = look.evidence(
+                        client_id,
+                        e,
+                        json!({ "verdict": verdict.as_str() }),
+                        &self.method,
+                    );
+                    made.push(
+                        self.propose(
+                            client_id,
+                            policy,
+                            Level::Client,
+                            e.family,
+                            &e.key,
+                            verdict,
+                            source_for(e.family),
+                            patch,
+                            rationale,
+                            evidence,
+                        )
+                        .await?,
+                    );
+                }
+                Step::Withdraw { id, estimate, why } => {
+                    let Some(suggestion) = pending.iter().find(|s| s.id == id) else {
+                        continue;
+                    };
+                    let evidence = match estimate {
+                        Some(e) => look.evidence(
+                            client_id,
+                            e,
+                            json!({ "withdrawn_because": why }),
+                            &self.method,
+                        ),
+                        None => {
+                            json!({ "withdrawn_because": why, "matured_before": look.matured_before })
+                        }
+                    };
+                    made.push(self.withdraw(client_id, suggestion, &why, evidence).await?);
+                }
+            }
+        }
+        Ok(made)
+    }
+
+    /// Pattern health: a learned verdict the context holds that no longer
+    /// holds on the matured sends made since it was applied (under the
+    /// context version that applied it or a later one: its adjusted
+    /// interval falls short of the practical floor) is proposed for
+    /// removal, with that evidence.
+    async fn health(
+        &self,
+        client_id: Uuid,
+        policy: Policy,
+        look: &Look,
+        document: Option<&Value>,
+    ) -> Result<Vec<Suggested>, anyhow::Error> {
+        let mut made = Vec::new();
+        for (full_key, verdict) in held_verdicts(document, "/playbook/learned") {
+            let Some((family, key)) = split_key(&full_key) else {
+                continue;
+            };
+            // Since it was applied: the sends made under a context version
+            // that held it.
+            let applied_in: Option<i64> = sqlx::query_scalar(
+                "SELECT version FROM context_updates \
+                 WHERE client_id = $1 AND status = 'applied' AND version IS NOT NULL \
+                   AND COALESCE(modified_patch, patch) #> ARRAY['playbook', 'learned', $2] ? $3 \
+                 ORDER BY version DESC LIMIT 1",
+            )
+            .bind(client_id)
+            .bind(family.as_str())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(applied_in) = applied_in else {
+                continue;
+            };
+            let since: Vec<Cell> = look
+                .cells
+                .iter()
+                .filter(|c| {
+                    c.keys.iter().any(|k| {
+                        k.strip_prefix("versions|context_version=")
+                            .and_then(|v| v.parse::<i64>().ok())
+                            .is_some_and(|v| v >= applied_in)
+                    })
+                })
+                .cloned()
+                .collect();
+            let estimates = estimate(&since, &self.method);
+            let Some(e) = estimates
+                .iter()
+                .find(|e| e.family == family && e.key == key)
+            else {
+                continue;
+            };
+            let Some(why) = stopped_holding(e, verdict, self.method.min_relative_lift) else {
+                continue;
+            };
+            let patch = json!({ "playbook": { "learned": { family.as_str(): { key: null } } } });
+            let evidence = look.evidence(client_id, e, json!({
+                "check": "pattern_health", "held_verdict": verdict.as_str(), "since_version": applied_in,
+                "stopped_holding_because": why,
+            }), &self.method);
+            let rationale = format!(
+                "{} {key} was learned as \"{}\", but since it was applied it no longer holds: {why}. Remove it.",
+                family.as_str().to_uppercase(),
+                verdict.as_str()
+            );
+            made.push(
+                self.propose(
+                    client_id,
+                    policy,
+                    Level::Client,
+                    family,
+                    key,
+                    verdict,
+                    source_for(family),
+                    patch,
+                    rationale,
+                    evidence,
+                )
+                .await?,
+            );
+        }
+        Ok(made)
+    }
+
+    /// Priors yield to evidence: a prior or best practice the context holds
+    /// that the client's own matured data contradicts significantly (its
+    /// adjusted 95% interval entirely on the other side of 1) is proposed
+    /// for removal, with that evidence.
+    async fn priors_against_evidence(
+        &self,
+        client_id: Uuid,
+        policy: Policy,
+        look: &Look,
+        document: Option<&Value>,
+    ) -> Result<Vec<Suggested>, anyhow::Error> {
+        let mut held: Vec<(Value, String, Verdict)> = Vec::new();
+        for (full_key, verdict) in held_verdicts(document, "/playbook/priors") {
+            if let Some((family, key)) = split_key(&full_key) {
+                let patch = json!({ "playbook": { "priors": { family.as_str(): { key: null } } } });
+                held.push((patch, full_key.clone(), verdict));
+            }
+        }
+        for section in ["benchmarks", "platform"] {
+            let entries = document
+                .and_then(|d| d.pointer(&format!("/best_practices/{section}")))
+                .and_then(Value::as_object);
+            for (name, verdict) in entries.into_iter().flatten() {
+                let (Some((family, key)), Some(verdict)) = (
+                    name.split_once(':'),
+                    verdict.as_str().and_then(Verdict::parse),
+                ) else {
+                    continue;
+                };
+                let patch = json!({ "best_practices": { section: { name: null } } });
+                held.push((patch, format!("{family}|{key}"), verdict));
+            }
+        }
+        let mut made = Vec::new();
+        for (patch, full_key, verdict) in held {
+            let Some(e) = look.estimates.iter().find(|e| e.full_key() == full_key) else {
+                continue;
+            };
+            let Some(why) = stopped_holding(e, verdict, 0.0) else {
+                continue;
+            };
+            let evidence = look.evidence(
+                client_id,
+                e,
+                json!({
+                    "check": "prior_against_evidence", "held_verdict": verdict.as_str(),
+                    "contradicted_because": why,
+                }),
+                &self.method,
+            );
+            let rationale = format!(
+                "A prior says {} should be {}, but this client's own matured data says otherwise: {why}. Remove it.",
+                e.key,
+                if verdict == Verdict::Prefer { "preferred" } else { "avoided" }
+            );
+            made.push(
+                self.propose(
+                    client_id,
+                    policy,
+                    Level::Client,
+                    e.family,
+                    &e.key,
+                    verdict,
+                    source_for(e.family),
+                    patch,
+                    rationale,
+                    evidence,
+                )
+                .await?,
+            );
+        }
+        Ok(made)
+    }
+
+    /// The engine's own suggestions of learned patterns still waiting for a
+    /// reviewer, with the key and verdict their patch sets.
+    async fn pending_suggestions(
+        &self,
+        client_id: Uuid,
+    ) -> Result<Vec<PendingSuggestion<Uuid>>, anyhow::Error> {
+        let rows: Vec<(Uuid, Value)> = sqlx::query_as(
+            "SELECT update_id, patch FROM context_updates \
+             WHERE client_id = $1 AND status = 'pending' AND proposed_by = $2 \
+               AND patch #> ARRAY['playbook', 'learned'] IS NOT NULL",
+        )
+        .bind(client_id)
+        .bind(Actor::System(Component::SuggestionEngine).to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut pending = Vec::new();
+        for (id, patch) in rows {
+            let learned = held_verdicts(Some(&patch), "/playbook/learned");
+            // A suggestion sets one key; a removal (null) is not a verdict.
+            if let [(full_key, verdict)] = learned.into_iter().collect::<Vec<_>>().as_slice() {
+                if let Some((family, key)) = split_key(full_key) {
+                    pending.push(PendingSuggestion {
+                        id,
+                        family,
+                        key: key.to_owned(),
+                        verdict: *verdict,
+                    });
+                }
+            }
+        }
+        Ok(pending)
+    }
+
+    async fn withdraw(
+        &self,
+        client_id: Uuid,
+        suggestion: &PendingSuggestion<Uuid>,
+        why: &str,
+        evidence: Value,
+    ) -> Result<Suggested, anyhow::Error> {
+        let reason = Reason::try_from(format!("The evidence no longer holds: {why}."))
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let command = ContextCommand::WithdrawUpdate {
+            update_id: suggestion.id,
+            reason,
+            evidence,
+        };
+        let meta = CommandMeta::new(
+            client_id,
+            Actor::System(Component::SuggestionEngine),
+            format!("withdraw:{}", suggestion.id),
+        );
+        let outcome = match self
+            .context
+            .execute(&client_id.to_string(), command, &meta)
+            .await
+        {
+            Ok(_) => Outcome::Withdrawn,
+            // Decided by a reviewer meanwhile: nothing to withdraw.
+            Err(CommandError::Rejected(e @ ContextError::NotPending { .. })) => {
+                Outcome::NotProposed(e.to_string())
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        };
+        Ok(Suggested {
+            level: Level::Client,
+            family: suggestion.family,
+            key: suggestion.key.clone(),
+            verdict: suggestion.verdict,
+            update_id: Some(suggestion.id),
+            outcome,
+        })
     }
 
     /// A context version significantly worse than its predecessor: propose
@@ -274,7 +638,7 @@ impl Engine {
         &self,
         client_id: Uuid,
         policy: Policy,
-        counts: &[(String, String, i64, i64)],
+        look: &Look,
         document: &Option<Value>,
     ) -> Result<Vec<Suggested>, anyhow::Error> {
         let current: Option<i64> =
@@ -285,12 +649,9 @@ impl Engine {
         let (Some(current), Some(document)) = (current, document) else {
             return Ok(Vec::new());
         };
-        let by_version = |v: i64| {
-            counts
-                .iter()
-                .find(|(f, k, ..)| f == "versions" && *k == format!("context_version={v}"))
-                .map(|(_, _, n, x)| (*n as u64, *x as u64))
-        };
+        // Matured cohorts only: a version's young sends have not failed,
+        // their replies have not come yet.
+        let by_version = |v: i64| look.crude(&format!("versions|context_version={v}"));
         let (Some((n_now, x_now)), Some((n_before, x_before))) =
             (by_version(current), by_version(current - 1))
         else {
@@ -338,7 +699,7 @@ impl Engine {
         let evidence = json!({
             "level": Level::Client.as_str(), "family": "versions", "key": key, "regressed_version": current,
             "back_to_version": current - 1, "sends": [n_now, n_before], "replies": [x_now, x_before],
-            "rates": [rate_now, rate_before], "p": p,
+            "rates": [rate_now, rate_before], "p": p, "matured_before": look.matured_before,
             "query": format!("GET /v1/clients/{client_id}/patterns/versions?metric=reply"),
         });
         Ok(vec![

@@ -17,6 +17,9 @@
 //! - [`learning`]: the suggestion engine and the schedule that runs it.
 //! - [`experiments`]: create an experiment, conclude it on its numbers.
 //! - [`platform`]: platform practices applied to consenting clients.
+//! - [`alerts`]: the alert detector and its schedule, acknowledgement.
+//! - [`delivery`]: weekly reports published once per client-week on
+//!   Monday morning in the client's zone, and e-mailed with retries.
 //! - [`read_model`]: read queries: everything the query API answers, and
 //!   what the command API decides on too (experiment results, platform
 //!   tables).
@@ -29,13 +32,16 @@
 //! suspended client's keys may still do).
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod clients;
 pub mod context;
+pub mod delivery;
 pub mod experiments;
 pub mod insights;
 pub mod learning;
 pub mod platform;
 pub mod read_model;
+pub mod reports;
 pub mod sends;
 pub mod webhooks;
 
@@ -69,6 +75,10 @@ pub struct App {
     pub clients: Arc<CommandStore<Client>>,
     pub context: Arc<CommandStore<ClientContext>>,
     pub experiments: Arc<CommandStore<Experiment>>,
+    pub alerts: Arc<CommandStore<sextant_domain::alert::Alert>>,
+    pub reports: Arc<CommandStore<sextant_domain::report::Report>>,
+    /// E-mails weekly reports; `None`: they are published, not e-mailed.
+    pub mailer: Option<Arc<sextant_adapters::mail::Mailer>>,
     /// `None`: documents are read by the deterministic extractor, offline.
     pub llm: Option<Arc<LlmClient>>,
     /// Seals webhook secrets at rest; `None`: none can be set or verified.
@@ -81,6 +91,9 @@ impl App {
             clients: CommandStore::new(pool.clone(), ()),
             context: CommandStore::with_snapshots(pool.clone(), (), CONTEXT_SNAPSHOT_EVERY),
             experiments: CommandStore::new(pool.clone(), ()),
+            alerts: CommandStore::new(pool.clone(), ()),
+            reports: CommandStore::new(pool.clone(), ()),
+            mailer: None,
             llm: llm.map(Arc::new),
             secrets_key: None,
             pool,
@@ -91,6 +104,14 @@ impl App {
     pub fn with_secrets_key(self, secrets_key: Option<SecretsKey>) -> Self {
         Self {
             secrets_key,
+            ..self
+        }
+    }
+
+    /// With the mail server weekly reports are e-mailed through.
+    pub fn with_mailer(self, mailer: Option<sextant_adapters::mail::Mailer>) -> Self {
+        Self {
+            mailer: mailer.map(Arc::new),
             ..self
         }
     }

@@ -11,13 +11,17 @@
 //! - [`experiments`]: create and conclude experiments.
 //! - [`platform`]: platform practices applied to consenting clients.
 //! - [`suggestions`]: runs the suggestion engine on demand.
+//! - [`alerts`]: acknowledges alerts; runs the alert detector on demand.
+//! - [`delivery`]: publishes (and e-mails) the weekly reports due now.
 //! - [`webhooks`]: provider webhooks, verified, deduplicated, mapped.
 //! - [`run`]: serves a router on a listener until shutdown, so tests bind
 //!   port 0 and run many instances side by side.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod clients;
 pub mod context;
+pub mod delivery;
 pub mod experiments;
 pub mod platform;
 pub mod sends;
@@ -36,6 +40,7 @@ use serde_json::json;
 use sextant_adapters::config::{HttpSettings, Settings};
 use sextant_adapters::http::{self, AuthState};
 use sextant_adapters::llm::LlmClient;
+use sextant_adapters::mail::Mailer;
 use sextant_application::App;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -64,13 +69,16 @@ impl AppState {
         // whatever is recorded before it is installed is lost.
         sextant_adapters::telemetry::metrics_handle();
         let llm = settings.llm.clone().map(LlmClient::new).transpose()?;
+        let mailer = settings.smtp.clone().map(Mailer::new).transpose()?;
         if settings.secrets_key.is_none() {
             tracing::warn!(
                 "SEXTANT_SECRETS_KEY is unset: webhook secrets cannot be set and every webhook delivery is refused"
             );
         }
         Ok(Self {
-            app: App::new(pool, llm).with_secrets_key(settings.secrets_key.clone()),
+            app: App::new(pool, llm)
+                .with_secrets_key(settings.secrets_key.clone())
+                .with_mailer(mailer),
             operator_key: settings.operator_key.clone(),
             http: settings.http.clone(),
         })
@@ -95,7 +103,9 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .merge(suggestions::router())
         .merge(experiments::router())
-        .merge(platform::router());
+        .merge(platform::router())
+        .merge(alerts::router())
+        .merge(delivery::router());
     http::service(api, get(readyz), OPENAPI, Some(READS_ELSEWHERE), state)
 }
 

@@ -1,12 +1,15 @@
-//! `sextant-command`: the command API, the outbox relay and the suggestion
-//! engine's schedule.
+//! `sextant-command`: the command API, the outbox relay, and the schedules
+//! of the suggestion engine, the alert detector and the report publisher.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
 use sextant_adapters::service::{self, Cli};
 use sextant_adapters::{memory, relay, stream, telemetry};
+use sextant_application::alerts::Detector;
+use sextant_application::delivery::Publisher;
 use sextant_application::learning::{Engine, Thresholds};
+use sextant_domain::alert::Thresholds as AlertThresholds;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Subcommand)]
@@ -23,6 +26,11 @@ static GLOBAL: memory::Allocator = memory::Allocator {};
 
 /// How often the suggestion engine looks at every client's patterns.
 const SUGGEST_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often the alert detector looks at every client's conditions.
+const DETECT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often the report publisher looks for weeks due (Monday 08:00 in each
+/// client's zone) and deliveries due.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -58,6 +66,10 @@ async fn run() -> anyhow::Result<()> {
     let suggestions = tokio::spawn(
         Engine::new(&state.app, Thresholds::default()).run(SUGGEST_EVERY, shutdown.clone()),
     );
+    let alerts = tokio::spawn(
+        Detector::new(&state.app, AlertThresholds::default()).run(DETECT_EVERY, shutdown.clone()),
+    );
+    let reports = tokio::spawn(Publisher::new(&state.app).run(PUBLISH_EVERY, shutdown.clone()));
     let stop = shutdown.clone();
     sextant_command_api::run(listener, state, async move {
         telemetry::shutdown_signal().await;
@@ -67,6 +79,8 @@ async fn run() -> anyhow::Result<()> {
     shutdown.cancel();
     relay.await?;
     suggestions.await?;
+    alerts.await?;
+    reports.await?;
     reclaimer.await?;
     Ok(())
 }

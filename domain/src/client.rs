@@ -1,7 +1,8 @@
 //! The Client aggregate: one per tenant, id = the client's UUID.
 //!
-//! It guards registration, the profile, the permission mode and autopilot
-//! threshold, data-sharing consent, API keys (hashes only: the key itself is
+//! It guards registration, the profile (with the client's time zone), the
+//! permission mode and autopilot threshold, the maturity windows of its
+//! outcomes, data-sharing consent, API keys (hashes only: the key itself is
 //! shown once and never stored), webhook secrets (fingerprints only: the
 //! secret lives in an erasable table), sending resources with daily caps, and
 //! suspension.
@@ -13,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate_types;
+use crate::report::ReportRecipients;
 use crate::values::{
     ClientName, ClientStatus, CompanySize, ConfidenceThreshold, DailyCap, Industry, KeyLabel,
-    PermissionMode, Provider, Reason, Region, ResourceAddress, ResourceKind, Role,
+    MaturityWindows, PermissionMode, Provider, Reason, Region, ResourceAddress, ResourceKind, Role,
+    TimeZone, WindowDays,
 };
 
 /// The profile a client registers with and may later change.
@@ -25,6 +28,10 @@ pub struct Profile {
     pub industry: Industry,
     pub company_size: CompanySize,
     pub region: Region,
+    /// The zone the client's weeks and days are counted in; UTC in
+    /// profiles recorded before clients had one.
+    #[serde(default)]
+    pub timezone: TimeZone,
 }
 
 /// A partial profile change: absent fields stay as they are.
@@ -34,6 +41,28 @@ pub struct ProfileChange {
     pub industry: Option<Industry>,
     pub company_size: Option<CompanySize>,
     pub region: Option<Region>,
+    pub timezone: Option<TimeZone>,
+}
+
+/// A partial change of the maturity windows: absent windows stay as they
+/// are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaturityWindowsChange {
+    pub reply_days: Option<WindowDays>,
+    pub meeting_days: Option<WindowDays>,
+    pub conversion_days: Option<WindowDays>,
+}
+
+impl MaturityWindowsChange {
+    /// `current` with the windows this change names replaced.
+    pub fn applied_to(self, current: MaturityWindows) -> MaturityWindows {
+        MaturityWindows {
+            reply_days: self.reply_days.unwrap_or(current.reply_days),
+            meeting_days: self.meeting_days.unwrap_or(current.meeting_days),
+            conversion_days: self.conversion_days.unwrap_or(current.conversion_days),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,14 +72,20 @@ pub enum ClientCommand {
         profile: Profile,
         permission_mode: PermissionMode,
         data_sharing_consent: bool,
+        maturity: MaturityWindows,
     },
-    /// Change any of profile, permission mode, autopilot threshold and
-    /// consent at once; only what actually changes becomes an event.
+    /// Change any of profile, permission mode, autopilot threshold, consent
+    /// and maturity windows at once; only what actually changes becomes an
+    /// event.
     UpdateClient {
         profile: ProfileChange,
         permission_mode: Option<PermissionMode>,
         autopilot_threshold: Option<ConfidenceThreshold>,
         data_sharing_consent: Option<bool>,
+        maturity: Option<MaturityWindowsChange>,
+        /// Who the weekly report is e-mailed to, all at once (empty: no
+        /// one).
+        report_recipients: Option<ReportRecipients>,
     },
     IssueApiKey {
         key_id: Uuid,
@@ -87,6 +122,10 @@ pub enum ClientEvent {
         permission_mode: PermissionMode,
         autopilot_threshold: ConfidenceThreshold,
         data_sharing_consent: bool,
+        /// The defaults in registrations recorded before clients had their
+        /// own windows.
+        #[serde(default)]
+        maturity: MaturityWindows,
     },
     ProfileUpdated {
         profile: Profile,
@@ -94,6 +133,14 @@ pub enum ClientEvent {
     PermissionModeChanged {
         permission_mode: PermissionMode,
         autopilot_threshold: ConfidenceThreshold,
+    },
+    /// Some of the maturity windows changed; all three as they now are.
+    MaturityWindowsChanged {
+        maturity: MaturityWindows,
+    },
+    /// Who the weekly report is e-mailed to, as they now are.
+    ReportRecipientsChanged {
+        report_recipients: ReportRecipients,
     },
     DataSharingConsentGiven,
     DataSharingConsentWithdrawn,
@@ -132,6 +179,8 @@ impl DomainEvent for ClientEvent {
             Self::ClientRegistered { .. } => "client_registered",
             Self::ProfileUpdated { .. } => "profile_updated",
             Self::PermissionModeChanged { .. } => "permission_mode_changed",
+            Self::MaturityWindowsChanged { .. } => "maturity_windows_changed",
+            Self::ReportRecipientsChanged { .. } => "report_recipients_changed",
             Self::DataSharingConsentGiven => "data_sharing_consent_given",
             Self::DataSharingConsentWithdrawn => "data_sharing_consent_withdrawn",
             Self::ApiKeyIssued { .. } => "api_key_issued",
@@ -185,6 +234,10 @@ pub struct Client {
     permission_mode: PermissionMode,
     autopilot_threshold: ConfidenceThreshold,
     data_sharing_consent: bool,
+    #[serde(default)]
+    maturity: MaturityWindows,
+    #[serde(default)]
+    report_recipients: ReportRecipients,
     status: ClientStatus,
     keys: BTreeMap<Uuid, KeyState>,
     /// `kind:address` → daily cap.
@@ -211,6 +264,7 @@ impl Client {
                     profile,
                     permission_mode,
                     data_sharing_consent,
+                    maturity,
                 },
             ) => Ok(vec![ClientEvent::ClientRegistered {
                 client_id,
@@ -218,6 +272,7 @@ impl Client {
                 permission_mode,
                 autopilot_threshold: ConfidenceThreshold::DEFAULT_THRESHOLD,
                 data_sharing_consent,
+                maturity,
             }]),
             (None, _) => Err(ClientError::NotRegistered),
             (Some(current), command) => self.decide_registered(current, command),
@@ -237,12 +292,15 @@ impl Client {
                 permission_mode,
                 autopilot_threshold,
                 data_sharing_consent,
+                maturity,
+                report_recipients,
             } => {
                 let next = Profile {
                     name: profile.name.unwrap_or_else(|| current.name.clone()),
                     industry: profile.industry.unwrap_or_else(|| current.industry.clone()),
                     company_size: profile.company_size.unwrap_or(current.company_size),
                     region: profile.region.unwrap_or_else(|| current.region.clone()),
+                    timezone: profile.timezone.unwrap_or(current.timezone),
                 };
                 if &next != current {
                     events.push(ClientEvent::ProfileUpdated { profile: next });
@@ -263,6 +321,19 @@ impl Client {
                         events.push(ClientEvent::DataSharingConsentWithdrawn)
                     }
                     _ => {}
+                }
+                if let Some(change) = maturity {
+                    let windows = change.applied_to(self.maturity);
+                    if windows != self.maturity {
+                        events.push(ClientEvent::MaturityWindowsChanged { maturity: windows });
+                    }
+                }
+                if let Some(recipients) = report_recipients {
+                    if recipients != self.report_recipients {
+                        events.push(ClientEvent::ReportRecipientsChanged {
+                            report_recipients: recipients,
+                        });
+                    }
                 }
             }
             ClientCommand::IssueApiKey {
@@ -361,6 +432,24 @@ impl Client {
         self.autopilot_threshold
     }
 
+    /// The client's time zone (UTC until it is registered).
+    pub fn timezone(&self) -> TimeZone {
+        self.profile
+            .as_ref()
+            .map(|profile| profile.timezone)
+            .unwrap_or_default()
+    }
+
+    /// How long after a send each of its outcomes is still expected.
+    pub fn maturity(&self) -> MaturityWindows {
+        self.maturity
+    }
+
+    /// Who the weekly report is e-mailed to (none until set).
+    pub fn report_recipients(&self) -> &ReportRecipients {
+        &self.report_recipients
+    }
+
     pub fn status(&self) -> ClientStatus {
         self.status
     }
@@ -397,12 +486,14 @@ impl Aggregate for Client {
                 permission_mode,
                 autopilot_threshold,
                 data_sharing_consent,
+                maturity,
                 ..
             } => {
                 self.profile = Some(profile);
                 self.permission_mode = permission_mode;
                 self.autopilot_threshold = autopilot_threshold;
                 self.data_sharing_consent = data_sharing_consent;
+                self.maturity = maturity;
             }
             ClientEvent::ProfileUpdated { profile } => self.profile = Some(profile),
             ClientEvent::PermissionModeChanged {
@@ -411,6 +502,10 @@ impl Aggregate for Client {
             } => {
                 self.permission_mode = permission_mode;
                 self.autopilot_threshold = autopilot_threshold;
+            }
+            ClientEvent::MaturityWindowsChanged { maturity } => self.maturity = maturity,
+            ClientEvent::ReportRecipientsChanged { report_recipients } => {
+                self.report_recipients = report_recipients
             }
             ClientEvent::DataSharingConsentGiven => self.data_sharing_consent = true,
             ClientEvent::DataSharingConsentWithdrawn => self.data_sharing_consent = false,
@@ -476,6 +571,7 @@ mod tests {
             industry: text("fintech"),
             company_size: CompanySize::S11To50,
             region: text("AU"),
+            timezone: TimeZone::UTC,
         }
     }
 
@@ -486,6 +582,7 @@ mod tests {
             permission_mode: PermissionMode::CoPilot,
             autopilot_threshold: ConfidenceThreshold::DEFAULT_THRESHOLD,
             data_sharing_consent: false,
+            maturity: MaturityWindows::default(),
         }
     }
 
@@ -495,7 +592,16 @@ mod tests {
             profile: profile(),
             permission_mode: PermissionMode::CoPilot,
             data_sharing_consent: false,
+            maturity: MaturityWindows::default(),
         }
+    }
+
+    fn days(value: u32) -> WindowDays {
+        WindowDays::try_from(value).expect("a valid window")
+    }
+
+    fn sydney() -> TimeZone {
+        TimeZone::try_from("Australia/Sydney").expect("a valid zone")
     }
 
     fn hash() -> String {
@@ -511,12 +617,26 @@ mod tests {
         }
     }
 
+    /// An update of the profile and the maturity windows only.
+    fn settings(profile: ProfileChange, maturity: Option<MaturityWindowsChange>) -> ClientCommand {
+        ClientCommand::UpdateClient {
+            profile,
+            permission_mode: None,
+            autopilot_threshold: None,
+            data_sharing_consent: None,
+            maturity,
+            report_recipients: None,
+        }
+    }
+
     fn no_change() -> ClientCommand {
         ClientCommand::UpdateClient {
             profile: ProfileChange::default(),
             permission_mode: None,
             autopilot_threshold: None,
             data_sharing_consent: None,
+            maturity: None,
+            report_recipients: None,
         }
     }
 
@@ -569,6 +689,8 @@ mod tests {
                     ConfidenceThreshold::try_from(0.8).expect("0.8 is a valid threshold"),
                 ),
                 data_sharing_consent: Some(true),
+                maturity: None,
+                report_recipients: None,
             })
             .then_expect_events(vec![
                 ClientEvent::ProfileUpdated {
@@ -598,8 +720,54 @@ mod tests {
                 permission_mode: Some(PermissionMode::CoPilot),
                 autopilot_threshold: None,
                 data_sharing_consent: Some(false),
+                maturity: Some(MaturityWindowsChange {
+                    reply_days: Some(days(14)),
+                    ..MaturityWindowsChange::default()
+                }),
+                report_recipients: Some(ReportRecipients::default()),
             })
             .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn given_recipients_when_they_change_then_all_of_them_are_recorded_and_the_same_again_records_nothing(
+    ) {
+        let recipients = ReportRecipients::try_from(vec![
+            "ops@acme.example".to_owned(),
+            "ceo@acme.example".to_owned(),
+        ])
+        .expect("valid addresses");
+        let update = |report_recipients: Option<ReportRecipients>| ClientCommand::UpdateClient {
+            profile: ProfileChange::default(),
+            permission_mode: None,
+            autopilot_threshold: None,
+            data_sharing_consent: None,
+            maturity: None,
+            report_recipients,
+        };
+        let changed = ClientEvent::ReportRecipientsChanged {
+            report_recipients: recipients.clone(),
+        };
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(update(Some(recipients.clone())))
+            .then_expect_events(vec![changed.clone()]);
+        ClientTest::with(())
+            .given(vec![registered(), changed.clone()])
+            .when(update(Some(recipients.clone())))
+            .then_expect_events(vec![]);
+        ClientTest::with(())
+            .given(vec![registered(), changed])
+            .when(update(Some(ReportRecipients::default())))
+            .then_expect_events(vec![ClientEvent::ReportRecipientsChanged {
+                report_recipients: ReportRecipients::default(),
+            }]);
+        let mut client = Client::default();
+        client.apply(registered());
+        client.apply(ClientEvent::ReportRecipientsChanged {
+            report_recipients: recipients.clone(),
+        });
+        assert_eq!(client.report_recipients(), &recipients);
     }
 
     #[test]
@@ -611,8 +779,187 @@ mod tests {
                 permission_mode: None,
                 autopilot_threshold: None,
                 data_sharing_consent: Some(false),
+                maturity: None,
+                report_recipients: None,
             })
             .then_expect_events(vec![ClientEvent::DataSharingConsentWithdrawn]);
+    }
+
+    #[test]
+    fn a_client_registers_with_its_time_zone_and_windows() {
+        let windows = MaturityWindows {
+            reply_days: days(10),
+            meeting_days: days(21),
+            conversion_days: days(90),
+        };
+        let profile = Profile {
+            timezone: sydney(),
+            ..profile()
+        };
+        ClientTest::with(())
+            .given_no_previous_events()
+            .when(ClientCommand::RegisterClient {
+                client_id: client_id(),
+                profile: profile.clone(),
+                permission_mode: PermissionMode::CoPilot,
+                data_sharing_consent: false,
+                maturity: windows,
+            })
+            .then_expect_events(vec![ClientEvent::ClientRegistered {
+                client_id: client_id(),
+                profile,
+                permission_mode: PermissionMode::CoPilot,
+                autopilot_threshold: ConfidenceThreshold::DEFAULT_THRESHOLD,
+                data_sharing_consent: false,
+                maturity: windows,
+            }]);
+    }
+
+    #[test]
+    fn a_time_zone_change_updates_the_profile() {
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(settings(
+                ProfileChange {
+                    timezone: Some(sydney()),
+                    ..ProfileChange::default()
+                },
+                None,
+            ))
+            .then_expect_events(vec![ClientEvent::ProfileUpdated {
+                profile: Profile {
+                    timezone: sydney(),
+                    ..profile()
+                },
+            }]);
+    }
+
+    #[test]
+    fn the_same_time_zone_and_windows_again_record_nothing() {
+        let windows = MaturityWindows {
+            reply_days: days(10),
+            ..MaturityWindows::default()
+        };
+        ClientTest::with(())
+            .given(vec![
+                registered(),
+                ClientEvent::ProfileUpdated {
+                    profile: Profile {
+                        timezone: sydney(),
+                        ..profile()
+                    },
+                },
+                ClientEvent::MaturityWindowsChanged { maturity: windows },
+            ])
+            .when(settings(
+                ProfileChange {
+                    timezone: Some(sydney()),
+                    ..ProfileChange::default()
+                },
+                Some(MaturityWindowsChange {
+                    reply_days: Some(days(10)),
+                    meeting_days: Some(days(30)),
+                    conversion_days: None,
+                }),
+            ))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_windows_change_records_all_three_windows_as_they_now_are() {
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(settings(
+                ProfileChange::default(),
+                Some(MaturityWindowsChange {
+                    meeting_days: Some(days(21)),
+                    conversion_days: Some(days(90)),
+                    ..MaturityWindowsChange::default()
+                }),
+            ))
+            .then_expect_events(vec![ClientEvent::MaturityWindowsChanged {
+                maturity: MaturityWindows {
+                    reply_days: days(14),
+                    meeting_days: days(21),
+                    conversion_days: days(90),
+                },
+            }]);
+    }
+
+    #[test]
+    fn the_aggregate_answers_its_time_zone_and_windows() {
+        let windows = MaturityWindows {
+            conversion_days: days(120),
+            ..MaturityWindows::default()
+        };
+        let mut client = Client::default();
+        assert_eq!(client.timezone(), TimeZone::UTC);
+        assert_eq!(client.maturity(), MaturityWindows::default());
+        for event in [
+            registered(),
+            ClientEvent::ProfileUpdated {
+                profile: Profile {
+                    timezone: sydney(),
+                    ..profile()
+                },
+            },
+            ClientEvent::MaturityWindowsChanged { maturity: windows },
+        ] {
+            client.apply(event);
+        }
+        assert_eq!(client.timezone(), sydney());
+        assert_eq!(client.maturity(), windows);
+    }
+
+    #[test]
+    fn events_recorded_before_time_zones_and_windows_read_as_utc_and_the_defaults() {
+        let registered: ClientEvent = serde_json::from_value(serde_json::json!({
+            "type": "client_registered",
+            "client_id": client_id(),
+            "profile": { "name": "Acme", "industry": "fintech",
+                         "company_size": "11-50", "region": "AU" },
+            "permission_mode": "co_pilot",
+            "autopilot_threshold": 0.9,
+            "data_sharing_consent": false
+        }))
+        .expect("an old registration deserializes");
+        assert_eq!(registered, self::registered());
+        let updated: ClientEvent = serde_json::from_value(serde_json::json!({
+            "type": "profile_updated",
+            "profile": { "name": "Acme", "industry": "fintech",
+                         "company_size": "11-50", "region": "NZ" }
+        }))
+        .expect("an old profile update deserializes");
+        assert_eq!(
+            updated,
+            ClientEvent::ProfileUpdated {
+                profile: Profile {
+                    region: text("NZ"),
+                    ..profile()
+                }
+            }
+        );
+    }
+
+    #[test]
+    fn settings_events_serialize_with_the_zone_name_and_the_days() {
+        let json = serde_json::to_value(ClientEvent::ProfileUpdated {
+            profile: Profile {
+                timezone: sydney(),
+                ..profile()
+            },
+        })
+        .expect("an event serializes");
+        assert_eq!(json["profile"]["timezone"], "Australia/Sydney");
+        let json = serde_json::to_value(ClientEvent::MaturityWindowsChanged {
+            maturity: MaturityWindows::default(),
+        })
+        .expect("an event serializes");
+        assert_eq!(json["type"], "maturity_windows_changed");
+        assert_eq!(
+            json["maturity"],
+            serde_json::json!({ "reply_days": 14, "meeting_days": 30, "conversion_days": 60 })
+        );
     }
 
     #[test]

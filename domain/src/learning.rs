@@ -106,7 +106,8 @@ fn band(words: u32) -> &'static str {
     }
 }
 
-fn hour_band(hour: u32) -> &'static str {
+/// The hour band of the `when` family's slots.
+pub fn hour_band(hour: u32) -> &'static str {
     match hour {
         0..=5 => "00-06",
         6..=8 => "06-09",
@@ -291,9 +292,11 @@ pub struct PatternRow {
     pub rate: f64,
     pub ci_low: f64,
     pub ci_high: f64,
-    /// The rate over the client's baseline rate (all its sends).
+    /// The rate over the rate of the scope's other sends (those without
+    /// this key): a key half the sends carry is not diluted by itself.
     pub lift: f64,
-    /// Two-proportion test of this key's sends against all the others.
+    /// This key's sends against all the others: the two-proportion test,
+    /// or Fisher's exact test where a cell expects fewer than five.
     pub p: f64,
     /// Benjamini–Hochberg over the rows of the family.
     pub q: f64,
@@ -302,28 +305,39 @@ pub struct PatternRow {
 /// The family and key every send is counted under: the client's baseline.
 pub const BASELINE: (&str, &str) = ("all", "all");
 
+/// Below this expected count in any cell, a row's p is Fisher's exact.
+pub const MIN_EXPECTED_FOR_NORMAL: f64 = 5.0;
+
 /// Statistics for a family's rows: `rows` are (key, sends, events) and
-/// `baseline` the client's (sends, events) over all keys.
+/// `baseline` the scope's (sends, events) over all keys.
 pub fn pattern_rows(rows: &[(String, u64, u64)], baseline: (u64, u64)) -> Vec<PatternRow> {
-    use crate::stats::{benjamini_hochberg, two_proportion_test, wilson_interval, Z_95};
+    use crate::stats::{
+        benjamini_hochberg, fisher_exact_p, min_expected_count, two_proportion_test,
+        wilson_interval, Z_95,
+    };
     let (total, total_events) = baseline;
-    let base_rate = if total > 0 {
-        total_events as f64 / total as f64
-    } else {
-        0.0
+    let rate_of = |events: u64, sends: u64| {
+        if sends > 0 {
+            events as f64 / sends as f64
+        } else {
+            0.0
+        }
     };
     let mut out: Vec<PatternRow> = rows
         .iter()
         .map(|(key, sends, events)| {
-            let rate = if *sends > 0 {
-                *events as f64 / *sends as f64
-            } else {
-                0.0
-            };
+            let rate = rate_of(*events, *sends);
             let (ci_low, ci_high) = wilson_interval(*events, *sends, Z_95);
             let rest = total.saturating_sub(*sends);
             let rest_events = total_events.saturating_sub(*events);
-            let (_, p) = two_proportion_test(*events, *sends, rest_events, rest);
+            let rest_rate = rate_of(rest_events, rest);
+            let p = if min_expected_count(*events, *sends, rest_events, rest)
+                < MIN_EXPECTED_FOR_NORMAL
+            {
+                fisher_exact_p(*events, *sends, rest_events, rest)
+            } else {
+                two_proportion_test(*events, *sends, rest_events, rest).1
+            };
             PatternRow {
                 key: key.clone(),
                 sends: *sends,
@@ -331,8 +345,8 @@ pub fn pattern_rows(rows: &[(String, u64, u64)], baseline: (u64, u64)) -> Vec<Pa
                 rate,
                 ci_low,
                 ci_high,
-                lift: if base_rate > 0.0 {
-                    rate / base_rate
+                lift: if rest_rate > 0.0 {
+                    rate / rest_rate
                 } else {
                     0.0
                 },
@@ -371,7 +385,8 @@ mod row_tests {
             .cloned()
             .expect("a cta=meeting row");
         assert!((meeting.rate - 0.12).abs() < 1e-12);
-        assert!((meeting.lift - 0.12 / 0.09).abs() < 1e-12);
+        // Against the rest (150 in 2,000), not the baseline that holds it.
+        assert!((meeting.lift - 0.12 / 0.075).abs() < 1e-12);
         assert!(meeting.ci_low < 0.12 && meeting.ci_high > 0.12);
         assert!(meeting.p < 0.01 && meeting.q >= meeting.p);
         let none = out
@@ -381,6 +396,21 @@ mod row_tests {
             .expect("a cta=none row");
         assert!(none.p > 0.5, "the baseline-like row is not significant");
         assert_eq!(out[0].key, "cta=meeting", "most significant first");
+    }
+
+    #[test]
+    fn a_row_whose_cells_expect_fewer_than_five_gets_fishers_exact_p() {
+        // 7 in 171 where 1.9 are expected: the normal approximation says
+        // 1.4e-4; the exact test says otherwise.
+        let rows = vec![("cta=demo".to_owned(), 171, 7)];
+        let out = pattern_rows(&rows, (26_500, 300));
+        assert_eq!(
+            out[0].p,
+            crate::stats::fisher_exact_p(7, 171, 293, 26_329),
+            "{out:?}"
+        );
+        assert!(out[0].p > 1e-3);
+        assert!(out[0].p > 0.0, "never printed as 0");
     }
 }
 

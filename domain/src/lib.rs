@@ -3,6 +3,8 @@
 //! here is unit-tested with cqrs-es' given/when/then framework.
 //!
 //! Layout:
+//! - [`alert`]: alert conditions, their rules with hysteresis, and the
+//!   Alert aggregate that raises, resolves and acknowledges them.
 //! - [`client`]: the tenant: profile, permission mode, consent, API keys,
 //!   webhook secrets (fingerprints only), sending resources, suspension.
 //! - [`context`]: the versioned context document of a client, the life of
@@ -11,18 +13,25 @@
 //!   rollback, captured documents, and the views shaped for each agent.
 //! - [`experiment`]: A/B experiments, deterministic assignment, conclusion.
 //! - [`learning`]: the pattern families and the keys a send is counted by.
+//! - [`inference`]: how the suggestion engine weighs matured evidence:
+//!   adjusted estimates, always-valid tests, retraction.
 //! - [`send`]: sends and outcomes, suppression and channel rules.
 //! - [`stats`]: the statistics learning uses, as pure functions.
 //! - [`values`]: the parsed value types shared by aggregates and the HTTP
 //!   layers (parse, don't validate: a value of these types is valid).
 //! - [`metadata`]: the keys every event carries in its metadata.
+//! - [`report`]: a client's weekly report published once per week and
+//!   delivered at most once; its recipients.
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod client;
 pub mod context;
 pub mod experiment;
+pub mod inference;
 pub mod learning;
 pub mod metadata;
+pub mod report;
 pub mod send;
 pub mod stats;
 pub mod values;
@@ -38,4 +47,8 @@ pub mod aggregate_types {
     pub const AUTHORIZATION: &str = "authorization";
     /// A lead's erasure.
     pub const LEAD: &str = "lead";
+    /// One client's alert condition through its episodes.
+    pub const ALERT: &str = "alert";
+    /// One client's weekly report: its publication and delivery.
+    pub const REPORT: &str = "report";
 }

@@ -36,12 +36,16 @@ pub enum Actor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Component {
     SuggestionEngine,
+    AlertDetector,
+    ReportPublisher,
 }
 
 impl Component {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::SuggestionEngine => "suggestion-engine",
+            Self::AlertDetector => "alert-detector",
+            Self::ReportPublisher => "report-publisher",
         }
     }
 }

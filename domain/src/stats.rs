@@ -1,8 +1,10 @@
 //! Statistics as pure functions, checked against published values: the
-//! Wilson score interval, the two-proportion z-test, Benjamini–Hochberg
-//! q-values, the chi-square test (for sample-ratio mismatch), and an
-//! always-valid (mixture sequential probability ratio) test that stays
-//! valid however often people look. Every p-value is strictly positive
+//! Wilson score interval, the two-proportion z-test, Fisher's exact test
+//! (for tables too small for the normal approximation), the
+//! Mantel–Haenszel risk ratio over strata, Benjamini–Hochberg q-values, the
+//! chi-square test (for sample-ratio mismatch), and an always-valid
+//! (mixture sequential probability ratio) test that stays valid however
+//! often people look. Every p-value is strictly positive
 //! (`SMALLEST_P` at the least): tails come from `erfc` directly rather than
 //! as `1 - cdf`, which cancels to 0 for large statistics.
 
@@ -205,19 +207,152 @@ pub fn sample_ratio_p(observed: &[u64], weights: &[f64]) -> f64 {
 /// mixture of variance `tau2` over the difference. Unlike a fixed-horizon
 /// test, looking after every new observation does not inflate false
 /// positives; the running minimum over looks stays a valid p-value. Never
-/// below `SMALLEST_P`, however overwhelming the evidence.
+/// below `SMALLEST_P`, however overwhelming the evidence. It is
+/// `always_valid_p_normal` of the difference `x1/n1 - x2/n2` with the
+/// unpooled variance `p1(1-p1)/n1 + p2(1-p2)/n2`, floored at 1e-12 so that
+/// a zero rate stays finite.
 pub fn always_valid_p(x1: u64, n1: u64, x2: u64, n2: u64, tau2: f64) -> f64 {
     if n1 == 0 || n2 == 0 {
         return 1.0;
     }
     let (n1f, n2f) = (n1 as f64, n2 as f64);
     let (p1, p2) = (x1 as f64 / n1f, x2 as f64 / n2f);
-    // Variance of the difference, floored so that a zero rate stays finite.
     let v = (p1 * (1.0 - p1) / n1f + p2 * (1.0 - p2) / n2f).max(1e-12);
-    let theta = p1 - p2;
-    let likelihood_ratio =
-        (v / (v + tau2)).sqrt() * (tau2 * theta * theta / (2.0 * v * (v + tau2))).exp();
-    (1.0 / likelihood_ratio).clamp(SMALLEST_P, 1.0)
+    always_valid_p_normal(p1 - p2, v, tau2)
+}
+
+/// The always-valid p-value of the mixture SPRT (Johari et al. 2017) for an
+/// asymptotically normal estimate `estimate` of a parameter whose null
+/// value is 0, with variance `variance`, under a normal mixture of variance
+/// `tau2`: min(1, 1/Λ) with
+/// Λ = sqrt(V/(V+τ²)) · exp(θ̂²τ² / (2V(V+τ²))), computed as ln Λ so that
+/// overwhelming evidence floors at `SMALLEST_P` rather than overflowing.
+/// 1 when `variance` is not finite and positive, when `estimate` is not
+/// finite, or when `tau2` is not finite and positive (no mixture, no
+/// evidence).
+pub fn always_valid_p_normal(estimate: f64, variance: f64, tau2: f64) -> f64 {
+    let usable = |x: f64| x.is_finite() && x > 0.0;
+    if !(usable(variance) && usable(tau2) && estimate.is_finite()) {
+        return 1.0;
+    }
+    let total = variance + tau2;
+    let ln_lambda =
+        0.5 * (variance / total).ln() + estimate * estimate * tau2 / (2.0 * variance * total);
+    (-ln_lambda).exp().clamp(SMALLEST_P, 1.0)
+}
+
+/// ln C(n, k) by ln-gamma.
+fn ln_choose(n: u64, k: u64) -> f64 {
+    ln_gamma(n as f64 + 1.0) - ln_gamma(k as f64 + 1.0) - ln_gamma((n - k) as f64 + 1.0)
+}
+
+/// Fisher's exact test for a 2x2 table (events `a` of `n1` against `c` of
+/// `n0`), two-sided: the sum of the hypergeometric probabilities of every
+/// table with the same margins that is no more likely than the observed
+/// one (R's `fisher.test` convention, with a relative tolerance of 1e-7).
+/// Computed in log space (ln-gamma) and normalised over the support, so it
+/// works for tens of thousands of sends. Events above their sends count as
+/// all of them. Never below `SMALLEST_P`.
+pub fn fisher_exact_p(a: u64, n1: u64, c: u64, n0: u64) -> f64 {
+    let (a, c) = (a.min(n1), c.min(n0));
+    let events = a + c;
+    let (low, high) = (events.saturating_sub(n0), events.min(n1));
+    if low == high {
+        return 1.0;
+    }
+    // ln P(x) up to the constant -ln C(n1 + n0, events), which the
+    // normalisation below cancels.
+    let ln_p = |x: u64| ln_choose(n1, x) + ln_choose(n0, events - x);
+    let logs: Vec<f64> = (low..=high).map(ln_p).collect();
+    let observed = logs[(a - low) as usize];
+    let most = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let threshold = observed + (1.0 + 1e-7f64).ln();
+    let (mut total, mut tail) = (0.0, 0.0);
+    for &l in &logs {
+        let d = (l - most).exp();
+        total += d;
+        if l <= threshold {
+            tail += d;
+        }
+    }
+    (tail / total).clamp(SMALLEST_P, 1.0)
+}
+
+/// The smallest expected cell count of the 2x2 table under independence
+/// (a, n1-a, c, n0-c): below 5 the normal approximation is not trusted.
+/// 0 for an empty table.
+pub fn min_expected_count(a: u64, n1: u64, c: u64, n0: u64) -> f64 {
+    let total = (n1 + n0) as f64;
+    if total == 0.0 {
+        return 0.0;
+    }
+    let events = (a.min(n1) + c.min(n0)) as f64;
+    let non_events = total - events;
+    (n1.min(n0) as f64) * events.min(non_events) / total
+}
+
+/// A stratum of a stratified 2x2 comparison: the key's sends and events and
+/// the rest's.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stratum {
+    pub events: u64,
+    pub sends: u64,
+    pub rest_events: u64,
+    pub rest_sends: u64,
+}
+
+/// A risk ratio with the variance of its logarithm and a 95% interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RiskRatio {
+    pub ratio: f64,
+    pub log_ratio: f64,
+    pub log_variance: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// The Mantel–Haenszel risk ratio over strata,
+/// RR = Σ aᵢN0ᵢ/Tᵢ ÷ Σ bᵢN1ᵢ/Tᵢ (a, N1: the key's events and sends; b, N0:
+/// the rest's; T = N1 + N0), with the Greenland & Robins (1985, Biometrics
+/// 41:55) variance of its logarithm,
+/// Σ (N1ᵢN0ᵢ(aᵢ+bᵢ) − aᵢbᵢTᵢ)/Tᵢ² ÷ (Σ aᵢN0ᵢ/Tᵢ · Σ bᵢN1ᵢ/Tᵢ), and the 95%
+/// interval exp(ln RR ± 1.96·√var). Strata with an empty arm contribute
+/// nothing. None when either MH sum is 0 (no events on one side) or no
+/// stratum has both arms. With one stratum it is the crude risk ratio and
+/// the usual 1/a − 1/N1 + 1/b − 1/N0.
+pub fn mantel_haenszel_risk_ratio(strata: &[Stratum]) -> Option<RiskRatio> {
+    let (mut r, mut s, mut p) = (0.0f64, 0.0f64, 0.0f64);
+    for stratum in strata {
+        if stratum.sends == 0 || stratum.rest_sends == 0 {
+            continue;
+        }
+        let (a, n1) = (
+            stratum.events.min(stratum.sends) as f64,
+            stratum.sends as f64,
+        );
+        let (b, n0) = (
+            stratum.rest_events.min(stratum.rest_sends) as f64,
+            stratum.rest_sends as f64,
+        );
+        let t = n1 + n0;
+        r += a * n0 / t;
+        s += b * n1 / t;
+        p += (n1 * n0 * (a + b) - a * b * t) / (t * t);
+    }
+    if r <= 0.0 || s <= 0.0 {
+        return None;
+    }
+    let ratio = r / s;
+    let log_ratio = ratio.ln();
+    let log_variance = p / (r * s);
+    let half = Z_95 * log_variance.max(0.0).sqrt();
+    Some(RiskRatio {
+        ratio,
+        log_ratio,
+        log_variance,
+        ci_low: (log_ratio - half).exp(),
+        ci_high: (log_ratio + half).exp(),
+    })
 }
 
 #[cfg(test)]
@@ -430,5 +565,267 @@ mod tests {
     #[test]
     fn an_always_valid_test_finds_a_real_difference() {
         assert!(always_valid_p(300, 2000, 200, 2000, 0.01) < 0.01);
+    }
+
+    /// The hypergeometric probabilities of every table with the margins of
+    /// (a, n1, c, n0), in order from the smallest top-left count, by direct
+    /// multiplication in f64: P(low) as a product of ratios, then
+    /// P(x+1) = P(x)·(n1−x)(m−x) / ((x+1)(n0+x+1−m)). Independent of
+    /// `fisher_exact_p`'s ln-gamma route.
+    fn direct_hypergeometric(a: u64, n1: u64, c: u64, n0: u64) -> (u64, Vec<f64>) {
+        let m = a + c;
+        let n = n1 + n0;
+        let (low, high) = (m.saturating_sub(n0), m.min(n1));
+        // P(low) = C(n1, low)·C(n0, m−low) / C(n, m), its m numerator
+        // factors paired with the m factors (j+1)/(n−j) of 1/C(n, m) so
+        // that no partial product overflows.
+        let numerators = (0..low)
+            .map(|i| (n1 - i) as f64 / (i + 1) as f64)
+            .chain((0..(m - low)).map(|i| (n0 - i) as f64 / (i + 1) as f64));
+        let first: f64 = numerators
+            .zip(0..m)
+            .map(|(f, j)| f * (j + 1) as f64 / (n - j) as f64)
+            .product();
+        let mut probabilities = vec![first];
+        for x in low..high {
+            let last = *probabilities.last().expect("one probability at least");
+            probabilities
+                .push(last * ((n1 - x) * (m - x)) as f64 / ((x + 1) * (n0 + x + 1 - m)) as f64);
+        }
+        (low, probabilities)
+    }
+
+    fn direct_fisher(a: u64, n1: u64, c: u64, n0: u64) -> f64 {
+        let (low, d) = direct_hypergeometric(a, n1, c, n0);
+        let observed = d[(a - low) as usize] * (1.0 + 1e-7);
+        d.iter().filter(|&&p| p <= observed).sum::<f64>().min(1.0)
+    }
+
+    #[test]
+    fn fishers_exact_test_matches_r_fisher_test() {
+        // R: fisher.test(matrix(c(3, 1, 1, 3), 2))$p.value = 0.4857 (the
+        // tea-tasting table of ?fisher.test; two-sided). Exactly 34/70:
+        // the tables (0..4 | margins 4, 4, 4, 4) have weights 1, 16, 36, 16, 1.
+        let p = fisher_exact_p(3, 4, 1, 4);
+        assert!(close(p, 34.0 / 70.0, 1e-12), "{p}");
+        assert!(close(p, 0.4857, 5e-5), "{p}");
+        // R: fisher.test(Convictions)$p.value = 0.0005367 (the convictions
+        // of twins of ?fisher.test, matrix(c(2, 10, 15, 3), 2): 2 of 17
+        // dizygotic against 10 of 13 monozygotic); exact rational
+        // arithmetic (Python fractions and math.comb) gives
+        // 0.0005367241191434358.
+        let (p, want) = (fisher_exact_p(2, 17, 10, 13), 0.000_536_724_119_143_435_8);
+        assert!(((p - want) / want).abs() < 1e-10, "{p}");
+        assert!(close(p, 0.000_536_7, 5e-8), "{p}");
+        // Symmetric in the arms and in events against non-events.
+        assert!(close(fisher_exact_p(10, 13, 2, 17), p, 1e-15));
+        assert!(close(fisher_exact_p(15, 17, 3, 13), p, 1e-15));
+        // Identical arms, and an empty arm: nothing to test.
+        assert!(close(fisher_exact_p(5, 100, 5, 100), 1.0, 1e-12));
+        assert_eq!(fisher_exact_p(3, 10, 0, 0), 1.0);
+        assert_eq!(fisher_exact_p(0, 10, 0, 10), 1.0);
+    }
+
+    #[test]
+    fn fishers_exact_test_handles_tens_of_thousands_of_sends() {
+        // 7 events in 171 sends against 293 in 26,329 (smallest expected
+        // count 171·300/26,500 = 1.94, too small for the normal
+        // approximation). The exact two-sided p, summed over the 172
+        // tables in exact rational arithmetic (Python fractions with
+        // math.comb, R's 1e-7 tolerance), is 0.003440404257593286.
+        let want = 0.003_440_404_257_593_286;
+        let p = fisher_exact_p(7, 171, 293, 26_329);
+        assert!(((p - want) / want).abs() < 1e-8, "{p}");
+        // The same by direct f64 multiplication of the hypergeometric terms.
+        let direct = direct_fisher(7, 171, 293, 26_329);
+        assert!(((direct - want) / want).abs() < 1e-9, "{direct}");
+        assert!(close(
+            min_expected_count(7, 171, 293, 26_329),
+            1.935_849,
+            1e-6
+        ));
+    }
+
+    #[test]
+    fn the_log_space_sum_matches_a_direct_sum_on_every_small_table() {
+        for n1 in 1..=12u64 {
+            for n0 in 1..=12u64 {
+                for a in 0..=n1 {
+                    for c in 0..=n0 {
+                        let (got, want) =
+                            (fisher_exact_p(a, n1, c, n0), direct_fisher(a, n1, c, n0));
+                        assert!(
+                            close(got, want, 1e-12),
+                            "{a}/{n1} against {c}/{n0}: {got} against {want}"
+                        );
+                    }
+                }
+            }
+        }
+        // Exact rational arithmetic (Python fractions): 1/10 against 9/10 is
+        // 0.001093333910671372; 10/20 against 3/25 is 0.008050820302663752;
+        // 0/5 against 5/5 is 2/252 = 0.007936507936507936.
+        for ((a, n1, c, n0), want) in [
+            ((1, 10, 9, 10), 0.001_093_333_910_671_372),
+            ((10, 20, 3, 25), 0.008_050_820_302_663_752),
+            ((0, 5, 5, 5), 2.0 / 252.0),
+        ] {
+            let p = fisher_exact_p(a, n1, c, n0);
+            assert!(((p - want) / want).abs() < 1e-10, "{a}/{n1} {c}/{n0}: {p}");
+        }
+    }
+
+    #[test]
+    fn the_smallest_expected_count_is_the_smallest_margin_product() {
+        // Margins 10, 10 and 4 events, 16 non-events: 10·4/20 = 2.
+        assert!(close(min_expected_count(3, 10, 1, 10), 2.0, 1e-12));
+        // Margins 100, 300 and 200 events, 200 non-events: 100·200/400 = 50.
+        assert!(close(min_expected_count(50, 100, 150, 300), 50.0, 1e-12));
+        assert_eq!(min_expected_count(0, 0, 0, 0), 0.0);
+        assert_eq!(min_expected_count(0, 10, 0, 10), 0.0);
+    }
+
+    #[test]
+    fn the_mantel_haenszel_risk_ratio_matches_the_tolbutamide_example() {
+        // Rothman, Greenland & Lash, Modern Epidemiology (3rd ed.), ch. 15:
+        // UGDP tolbutamide against placebo, deaths by age. Under 55: 8 of 106
+        // against 5 of 120; 55 and over: 22 of 98 against 16 of 85. The
+        // published RR_MH is 1.33. The further digits are the formulas in
+        // exact rational arithmetic (Python fractions):
+        //   R = 8·120/226 + 22·85/183, S = 5·106/226 + 16·98/183,
+        //   RR = R/S = 1.3255553241551052,
+        //   Σ (N1·N0·M1 − a·b·T)/T² ÷ (R·S) = 0.06707148364941264,
+        //   95% interval exp(ln RR ± 1.959964·√var) = 0.7979070 to 2.2021324.
+        let rr = mantel_haenszel_risk_ratio(&[
+            Stratum {
+                events: 8,
+                sends: 106,
+                rest_events: 5,
+                rest_sends: 120,
+            },
+            Stratum {
+                events: 22,
+                sends: 98,
+                rest_events: 16,
+                rest_sends: 85,
+            },
+        ])
+        .expect("both sides have events");
+        assert!(close(rr.ratio, 1.33, 0.005), "{rr:?}");
+        assert!(close(rr.ratio, 1.325_555_324_155_105_2, 1e-12), "{rr:?}");
+        assert!(close(rr.log_ratio, 1.325_555_324_155_105_2f64.ln(), 1e-12));
+        assert!(
+            close(rr.log_variance, 0.067_071_483_649_412_64, 1e-12),
+            "{rr:?}"
+        );
+        assert!(close(rr.ci_low, 0.797_907_040_146_485_7, 1e-9), "{rr:?}");
+        assert!(close(rr.ci_high, 2.202_132_365_035_111_7, 1e-9), "{rr:?}");
+    }
+
+    #[test]
+    fn one_stratum_gives_the_crude_risk_ratio_and_its_usual_variance() {
+        for (a, n1, b, n0) in [(30, 200, 10, 100), (7, 171, 293, 26_329), (1, 2, 1, 3)] {
+            let rr = mantel_haenszel_risk_ratio(&[Stratum {
+                events: a,
+                sends: n1,
+                rest_events: b,
+                rest_sends: n0,
+            }])
+            .expect("both sides have events");
+            let (af, n1f, bf, n0f) = (a as f64, n1 as f64, b as f64, n0 as f64);
+            let crude = (af / n1f) / (bf / n0f);
+            let usual = 1.0 / af - 1.0 / n1f + 1.0 / bf - 1.0 / n0f;
+            assert!(((rr.ratio - crude) / crude).abs() < 1e-12, "{rr:?}");
+            assert!(((rr.log_variance - usual) / usual).abs() < 1e-9, "{rr:?}");
+        }
+        // 30/200 against 10/100: RR 1.5, variance 1/30 − 1/200 + 1/10 − 1/100.
+        let rr = mantel_haenszel_risk_ratio(&[Stratum {
+            events: 30,
+            sends: 200,
+            rest_events: 10,
+            rest_sends: 100,
+        }])
+        .expect("both sides have events");
+        assert!(close(rr.log_variance, 0.118_333_333_333_333_33, 1e-12));
+        assert!(close(rr.ci_low, 0.764_330_565_703_514_5, 1e-9), "{rr:?}");
+        assert!(close(rr.ci_high, 2.943_752_482_185_541, 1e-9), "{rr:?}");
+    }
+
+    #[test]
+    fn strata_with_an_empty_arm_or_no_events_on_a_side_give_no_ratio() {
+        let one = Stratum {
+            events: 30,
+            sends: 200,
+            rest_events: 10,
+            rest_sends: 100,
+        };
+        let empty_arm = Stratum {
+            events: 5,
+            sends: 10,
+            rest_events: 0,
+            rest_sends: 0,
+        };
+        assert_eq!(
+            mantel_haenszel_risk_ratio(&[one, empty_arm, Stratum::default()]),
+            mantel_haenszel_risk_ratio(&[one])
+        );
+        assert_eq!(mantel_haenszel_risk_ratio(&[]), None);
+        assert_eq!(mantel_haenszel_risk_ratio(&[empty_arm]), None);
+        let no_rest_events = Stratum {
+            rest_events: 0,
+            ..one
+        };
+        assert_eq!(mantel_haenszel_risk_ratio(&[no_rest_events]), None);
+        let no_events = Stratum { events: 0, ..one };
+        assert_eq!(mantel_haenszel_risk_ratio(&[no_events]), None);
+    }
+
+    #[test]
+    fn the_normal_always_valid_p_is_the_rate_difference_one_with_its_variance() {
+        // `always_valid_p` is `always_valid_p_normal` of p1 − p2 with the
+        // unpooled variance p1(1−p1)/n1 + p2(1−p2)/n2 (floored at 1e-12).
+        for (x1, n1, x2, n2, tau2) in [
+            (300, 2000, 200, 2000, 0.01),
+            (450, 3000, 300, 3000, 0.0001),
+            (120, 600, 60, 600, 0.0001),
+            (7, 171, 293, 26_329, 0.0001),
+            (0, 50, 0, 50, 0.0001),
+            (310, 3000, 300, 3000, 0.0001),
+        ] {
+            let (p1, p2) = (x1 as f64 / n1 as f64, x2 as f64 / n2 as f64);
+            let v = (p1 * (1.0 - p1) / n1 as f64 + p2 * (1.0 - p2) / n2 as f64).max(1e-12);
+            let (rates, normal) = (
+                always_valid_p(x1, n1, x2, n2, tau2),
+                always_valid_p_normal(p1 - p2, v, tau2),
+            );
+            assert_eq!(rates, normal, "{x1}/{n1} against {x2}/{n2}");
+            assert_eq!(always_valid_p_normal(p2 - p1, v, tau2), normal, "symmetric");
+        }
+    }
+
+    #[test]
+    fn the_normal_always_valid_p_follows_its_formula() {
+        // θ = 0.05, V = 0.0001, τ² = 0.0001: Λ = √(1/2)·exp(0.0025·0.0001 /
+        // (2·0.0001·0.0002)) = 0.7071068·exp(6.25) = 0.7071068·518.0128 =
+        // 366.2904, p = 1/Λ = 0.0027301.
+        let p = always_valid_p_normal(0.05, 0.0001, 0.0001);
+        let want = 1.0 / (0.5f64.sqrt() * 6.25f64.exp());
+        assert!(((p - want) / want).abs() < 1e-12, "{p}");
+        assert!(close(p, 0.002_730_1, 1e-7), "{p}");
+        // No difference: Λ = √(V/(V+τ²)) < 1, so p = 1.
+        assert_eq!(always_valid_p_normal(0.0, 0.0001, 0.0001), 1.0);
+        // No usable variance, estimate or mixture: nothing to say.
+        for (estimate, variance, tau2) in [
+            (0.1, 0.0, 0.0001),
+            (0.1, -1.0, 0.0001),
+            (0.1, f64::NAN, 0.0001),
+            (0.1, f64::INFINITY, 0.0001),
+            (f64::NAN, 0.0001, 0.0001),
+            (0.1, 0.0001, 0.0),
+        ] {
+            assert_eq!(always_valid_p_normal(estimate, variance, tau2), 1.0);
+        }
+        // Overwhelming evidence floors rather than overflowing to 0.
+        assert_eq!(always_valid_p_normal(1.0, 1e-12, 0.0001), SMALLEST_P);
     }
 }

@@ -306,6 +306,138 @@ impl From<DailyCap> for u32 {
     }
 }
 
+/// An IANA time zone (`Australia/Sydney`, `UTC`): a client's weeks and days
+/// are counted in its zone. Parsed from the zone's name (surrounding white
+/// space trimmed, case as the tz database spells it) and written as it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TimeZone(Tz);
+
+/// The tz database's zones, as `chrono` works with them.
+pub use chrono_tz::Tz;
+
+impl TimeZone {
+    pub const UTC: Self = Self(Tz::UTC);
+
+    pub fn tz(self) -> Tz {
+        self.0
+    }
+
+    /// The zone's name as the tz database spells it.
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+}
+
+/// UTC: the zone of a client that has not named one.
+impl Default for TimeZone {
+    fn default() -> Self {
+        Self::UTC
+    }
+}
+
+impl From<Tz> for TimeZone {
+    fn from(value: Tz) -> Self {
+        Self(value)
+    }
+}
+
+impl TryFrom<&str> for TimeZone {
+    type Error = String;
+
+    fn try_from(value: &str) -> Result<Self, Self::Error> {
+        value.trim().parse::<Tz>().map(Self).map_err(|_| {
+            "must be an IANA time zone name, such as `Australia/Sydney` or `UTC`".into()
+        })
+    }
+}
+
+impl TryFrom<String> for TimeZone {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::try_from(value.as_str())
+    }
+}
+
+impl From<TimeZone> for String {
+    fn from(value: TimeZone) -> String {
+        value.name().to_owned()
+    }
+}
+
+impl fmt::Display for TimeZone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A number of days from 1 to 365: how long after a send one of its
+/// outcomes is still expected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct WindowDays(u32);
+
+impl WindowDays {
+    pub const MAX: u32 = 365;
+
+    pub fn value(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for WindowDays {
+    type Error = String;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        if (1..=Self::MAX).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!("must be 1 to {} days", Self::MAX))
+        }
+    }
+}
+
+impl From<WindowDays> for u32 {
+    fn from(value: WindowDays) -> u32 {
+        value.0
+    }
+}
+
+/// How long after a send its outcomes are still expected, per kind of
+/// outcome: a send younger than its outcome's window is still maturing, and
+/// its missing outcome is no evidence yet. Defaults: replies 14 days,
+/// meetings 30, conversions 60.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MaturityWindows {
+    pub reply_days: WindowDays,
+    pub meeting_days: WindowDays,
+    pub conversion_days: WindowDays,
+}
+
+impl MaturityWindows {
+    pub const DEFAULT: Self = Self {
+        reply_days: WindowDays(14),
+        meeting_days: WindowDays(30),
+        conversion_days: WindowDays(60),
+    };
+
+    /// The windows as the suggestion engine reads them.
+    pub fn windows(self) -> crate::inference::Windows {
+        crate::inference::Windows::from_days(
+            self.reply_days.value(),
+            self.meeting_days.value(),
+            self.conversion_days.value(),
+        )
+    }
+}
+
+impl Default for MaturityWindows {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// The sending platforms and CRMs whose webhooks Sextant accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -397,6 +529,39 @@ mod tests {
         assert!(ConfidenceThreshold::try_from(1.01).is_err());
         assert!(ConfidenceThreshold::try_from(f64::NAN).is_err());
         assert!(ConfidenceThreshold::try_from(0.75).is_ok());
+    }
+
+    #[test]
+    fn a_time_zone_parses_from_its_iana_name_only() {
+        let sydney = TimeZone::try_from(" Australia/Sydney ").expect("a zone name parses");
+        assert_eq!(sydney.tz(), Tz::Australia__Sydney);
+        assert_eq!(
+            serde_json::to_string(&sydney).expect("a zone serializes"),
+            r#""Australia/Sydney""#
+        );
+        assert_eq!(TimeZone::default().name(), "UTC");
+        for bad in ["", "Mars/Olympus_Mons", "australia/sydney", "+10:00"] {
+            assert!(TimeZone::try_from(bad).is_err(), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<TimeZone>(r#""Nowhere/Else""#).is_err());
+    }
+
+    #[test]
+    fn a_window_lasts_one_to_365_days() {
+        assert!(WindowDays::try_from(0).is_err());
+        assert!(WindowDays::try_from(366).is_err());
+        assert_eq!(WindowDays::try_from(1).map(WindowDays::value), Ok(1));
+        assert_eq!(WindowDays::try_from(365).map(WindowDays::value), Ok(365));
+        let windows = MaturityWindows::default().windows();
+        assert_eq!(
+            (
+                windows.reply_days,
+                windows.meeting_days,
+                windows.conversion_days
+            ),
+            (14, 30, 60)
+        );
+        assert_eq!(windows, crate::inference::Windows::default());
     }
 
     #[test]

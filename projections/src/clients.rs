@@ -1,5 +1,5 @@
-//! The `clients` projection: profile, permission mode, consent, status,
-//! API keys (the registry authentication reads), sending resources and
+//! The `clients` projection: profile (with the time zone), permission
+//! mode, maturity windows, report recipients, consent, status, API keys (the registry authentication reads), sending resources and
 //! webhook fingerprints.
 
 use chrono::{DateTime, Utc};
@@ -8,7 +8,8 @@ use sextant_adapters::stream::RecordedEvent;
 use sextant_domain::aggregate_types;
 use sextant_domain::client::{ClientEvent, Profile};
 use sextant_domain::values::{
-    ConfidenceThreshold, DailyCap, PermissionMode, Provider, Reason, ResourceAddress, ResourceKind,
+    ConfidenceThreshold, DailyCap, MaturityWindows, PermissionMode, Provider, Reason,
+    ResourceAddress, ResourceKind, WindowDays,
 };
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -53,6 +54,7 @@ impl Projection for ClientsProjection {
                 permission_mode,
                 autopilot_threshold,
                 data_sharing_consent,
+                maturity,
                 ..
             } => {
                 client_registered(
@@ -62,6 +64,7 @@ impl Projection for ClientsProjection {
                     permission_mode,
                     autopilot_threshold,
                     data_sharing_consent,
+                    maturity,
                 )
                 .await?
             }
@@ -70,6 +73,12 @@ impl Projection for ClientsProjection {
                 permission_mode,
                 autopilot_threshold,
             } => permission_mode_changed(conn, row, permission_mode, autopilot_threshold).await?,
+            ClientEvent::MaturityWindowsChanged { maturity } => {
+                maturity_windows_changed(conn, row, maturity).await?
+            }
+            ClientEvent::ReportRecipientsChanged { report_recipients } => {
+                report_recipients_changed(conn, row, report_recipients.into()).await?
+            }
             ClientEvent::DataSharingConsentGiven => {
                 set_client_field(conn, row, "data_sharing_consent = true").await?
             }
@@ -134,12 +143,14 @@ async fn client_registered(
     permission_mode: PermissionMode,
     autopilot_threshold: ConfidenceThreshold,
     data_sharing_consent: bool,
+    maturity: MaturityWindows,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO clients_view (client_id, name, industry, company_size, region, \
          permission_mode, autopilot_threshold, data_sharing_consent, status, \
-         registered_at, updated_at, position) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9, $10)",
+         registered_at, updated_at, position, timezone, reply_window_days, \
+         meeting_window_days, conversion_window_days) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'active', $9, $9, $10, $11, $12, $13, $14)",
     )
     .bind(row.client_id)
     .bind(profile.name.as_str())
@@ -151,6 +162,10 @@ async fn client_registered(
     .bind(data_sharing_consent)
     .bind(row.at)
     .bind(row.position)
+    .bind(profile.timezone.name())
+    .bind(days(maturity.reply_days))
+    .bind(days(maturity.meeting_days))
+    .bind(days(maturity.conversion_days))
     .execute(conn)
     .await?;
     Ok(())
@@ -163,13 +178,14 @@ async fn profile_updated(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE clients_view SET name = $2, industry = $3, company_size = $4, region = $5, \
-         updated_at = $6, position = $7 WHERE client_id = $1",
+         timezone = $6, updated_at = $7, position = $8 WHERE client_id = $1",
     )
     .bind(row.client_id)
     .bind(profile.name.as_str())
     .bind(profile.industry.as_str())
     .bind(profile.company_size.as_str())
     .bind(profile.region.as_str())
+    .bind(profile.timezone.name())
     .bind(row.at)
     .bind(row.position)
     .execute(conn)
@@ -195,6 +211,49 @@ async fn permission_mode_changed(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+async fn maturity_windows_changed(
+    conn: &mut PgConnection,
+    row: Row,
+    maturity: MaturityWindows,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE clients_view SET reply_window_days = $2, meeting_window_days = $3, \
+         conversion_window_days = $4, updated_at = $5, position = $6 WHERE client_id = $1",
+    )
+    .bind(row.client_id)
+    .bind(days(maturity.reply_days))
+    .bind(days(maturity.meeting_days))
+    .bind(days(maturity.conversion_days))
+    .bind(row.at)
+    .bind(row.position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn report_recipients_changed(
+    conn: &mut PgConnection,
+    row: Row,
+    recipients: Vec<String>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE clients_view SET report_recipients = $2, updated_at = $3, position = $4 \
+         WHERE client_id = $1",
+    )
+    .bind(row.client_id)
+    .bind(recipients)
+    .bind(row.at)
+    .bind(row.position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A window as the `int` column holds it (at most 365, so it fits).
+fn days(window: WindowDays) -> i32 {
+    window.value() as i32
 }
 
 async fn client_suspended(

@@ -95,6 +95,11 @@ impl Projection for ContextProjection {
             ContextEvent::UpdateSuperseded { update_id, by } => {
                 update_superseded(conn, &row, update_id, by).await
             }
+            ContextEvent::UpdateWithdrawn {
+                update_id,
+                reason,
+                evidence,
+            } => update_withdrawn(conn, &row, update_id, &reason, &evidence).await,
             ContextEvent::UpdateApplied {
                 update_id,
                 version,
@@ -232,6 +237,25 @@ async fn update_superseded(
     sqlx::query("UPDATE context_updates SET superseded_by = $2 WHERE update_id = $1")
         .bind(update_id)
         .bind(by)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Withdrawn by Sextant: recorded like a decision (who, when, the reason in
+/// `reason`), with the evidence that withdrew it.
+async fn update_withdrawn(
+    conn: &mut PgConnection,
+    row: &Row,
+    update_id: Uuid,
+    reason: &Reason,
+    evidence: &Value,
+) -> Result<(), ProjectionError> {
+    decide(conn, row, update_id, None, Some(reason.as_str())).await?;
+    set_status(conn, update_id, UpdateStatus::Withdrawn, row.position).await?;
+    sqlx::query("UPDATE context_updates SET withdrawal_evidence = $2 WHERE update_id = $1")
+        .bind(update_id)
+        .bind(evidence)
         .execute(conn)
         .await?;
     Ok(())

@@ -12,12 +12,15 @@
 //!   projections.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod audit;
 pub mod clients;
 pub mod context;
 pub mod experiments;
 pub mod patterns;
 pub mod replay;
+pub mod report_deliveries;
+pub mod reports;
 pub mod runtime;
 pub mod sends;
 
@@ -34,6 +37,9 @@ pub fn projection(name: ProjectionName) -> Arc<dyn Projection> {
         ProjectionName::Sends => Arc::new(sends::SendsProjection),
         ProjectionName::Patterns => Arc::new(patterns::PatternsProjection),
         ProjectionName::Experiments => Arc::new(experiments::ExperimentsProjection),
+        ProjectionName::Reports => Arc::new(reports::ReportsProjection),
+        ProjectionName::Alerts => Arc::new(alerts::AlertsProjection),
+        ProjectionName::ReportDeliveries => Arc::new(report_deliveries::ReportDeliveriesProjection),
     }
 }
 

@@ -3,12 +3,16 @@
 //! counted under its keys ([`keys_of`]); each reply, positive reply and
 //! meeting under the keys of its send, also when it arrived first. Counts
 //! only: statistics are computed when read, so a changed detector is a
-//! replay away and the log is never touched. Sends and waiting outcomes are
+//! replay away and the log is never touched. `pattern_sends` also keeps
+//! when each send was sent and when each metric first followed it: the
+//! cohorts the suggestion engine judges once they have matured
+//! (`sextant_domain::inference`). Sends and waiting outcomes are
 //! found by send id (derived per client) and leads by client and lead ref:
 //! one client's events never count under another's keys.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
+use chrono::{DateTime, Utc};
 use sextant_adapters::stream::RecordedEvent;
 use sextant_domain::aggregate_types;
 use sextant_domain::learning::{keys_of, metrics_of_event, Metric, BASELINE};
@@ -142,13 +146,16 @@ impl Projection for PatternsProjection {
 struct Batch {
     /// The scopes and keys of every send known so far, by send.
     sends: HashMap<Uuid, (Vec<String>, Vec<String>)>,
-    /// Outcomes waiting for their send, by send: a set, as the table's key
-    /// is: one metric per send however often it is reported early.
-    waiting: HashMap<Uuid, BTreeSet<Metric>>,
+    /// Outcomes waiting for their send, by send: one per metric, as the
+    /// table's key is, at the earliest time it was reported.
+    waiting: HashMap<Uuid, BTreeMap<Metric, DateTime<Utc>>>,
+    /// When each metric first followed a known send (the cohorts the
+    /// suggestion engine matures), to write after the batch's new sends.
+    followed: HashMap<Uuid, [Option<DateTime<Utc>>; 3]>,
     /// The channels each lead was sent on, in order, by client and lead.
     channels: HashMap<(Uuid, String), Vec<String>>,
     deltas: Deltas,
-    new_sends: Vec<(Uuid, Uuid, Vec<String>, Vec<String>)>,
+    new_sends: Vec<NewSend>,
     touched_leads: BTreeMap<(Uuid, String), ()>,
 }
 
@@ -177,18 +184,18 @@ impl Batch {
             .filter(|(id, _, e)| matches!(e, SendEvent::SendRecorded(_)) && !sends.contains_key(id))
             .map(|(id, ..)| *id)
             .collect();
-        let pending: Vec<(Uuid, String)> = sqlx::query_as(
-            "DELETE FROM pattern_pending WHERE send_id = ANY($1) RETURNING send_id, metric",
+        let pending: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+            "DELETE FROM pattern_pending WHERE send_id = ANY($1) RETURNING send_id, metric, occurred_at",
         )
         .bind(&arriving)
         .fetch_all(&mut *conn)
         .await?;
         // Those taken from the table above; the batch adds those whose send
         // is not known yet (it may come later in this very batch).
-        let mut waiting: HashMap<Uuid, BTreeSet<Metric>> = HashMap::new();
-        for (id, metric) in pending {
+        let mut waiting: HashMap<Uuid, BTreeMap<Metric, DateTime<Utc>>> = HashMap::new();
+        for (id, metric, at) in pending {
             if let Some(metric) = Metric::parse(&metric) {
-                waiting.entry(id).or_default().insert(metric);
+                earliest(waiting.entry(id).or_default(), metric, at);
             }
         }
         // The leads this batch sends to, looked up by primary key (a join on
@@ -218,6 +225,7 @@ impl Batch {
         Ok(Self {
             sends,
             waiting,
+            followed: HashMap::new(),
             channels,
             deltas: Deltas::default(),
             new_sends: Vec::new(),
@@ -245,34 +253,55 @@ impl Batch {
             scopes.push(format!("industry:{}", industry.to_lowercase()));
         }
         self.deltas.add(client, &scopes, &keys, 0);
-        for metric in self.waiting.remove(&send_id).unwrap_or_default() {
+        for (metric, at) in self.waiting.remove(&send_id).unwrap_or_default() {
             self.deltas.add(client, &scopes, &keys, column(metric));
+            self.follow(send_id, metric, at);
         }
         self.sends.insert(send_id, (scopes.clone(), keys.clone()));
-        self.new_sends.push((send_id, client, scopes, keys));
+        self.new_sends.push(NewSend {
+            send_id,
+            client,
+            scopes,
+            keys,
+            sent_at: facts.sent_at,
+        });
     }
 
     /// `OutcomeRecorded` and `ReplyClassified`: each metric the event
     /// reports is counted under its send's keys, or waits for the send.
     fn outcome_recorded(&mut self, send_id: Uuid, client: Uuid, event: &SendEvent) {
+        let at = match event {
+            SendEvent::OutcomeRecorded(o) | SendEvent::ReplyClassified(o) => o.occurred_at,
+            SendEvent::SendRecorded(_) => return,
+        };
         for metric in metrics_of_event(event) {
             match self.sends.get(&send_id) {
-                Some((scopes, keys)) => self.deltas.add(client, scopes, keys, column(metric)),
-                None => {
-                    self.waiting.entry(send_id).or_default().insert(metric);
+                Some((scopes, keys)) => {
+                    self.deltas.add(client, scopes, keys, column(metric));
+                    self.follow(send_id, metric, at);
                 }
+                None => earliest(self.waiting.entry(send_id).or_default(), metric, at),
             }
+        }
+    }
+
+    /// `metric` followed `send_id` at `at`: the earliest time is kept.
+    fn follow(&mut self, send_id: Uuid, metric: Metric, at: DateTime<Utc>) {
+        let slot = &mut self.followed.entry(send_id).or_default()[column(metric) - 1];
+        if slot.is_none_or(|t| at < t) {
+            *slot = Some(at);
         }
     }
 
     async fn write(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
         // What is still waiting has no send yet: keep it for when it comes.
-        let new_pending: Vec<(Uuid, &'static str)> = self
+        let new_pending: Vec<(Uuid, &'static str, DateTime<Utc>)> = self
             .waiting
             .into_iter()
-            .flat_map(|(id, metrics)| metrics.into_iter().map(move |m| (id, m.as_str())))
+            .flat_map(|(id, metrics)| metrics.into_iter().map(move |(m, at)| (id, m.as_str(), at)))
             .collect();
         insert_sends(conn, &self.new_sends).await?;
+        record_followed(conn, &self.followed).await?;
         insert_leads(conn, &self.touched_leads, &self.channels).await?;
         insert_pending(conn, &new_pending).await?;
         add_counts(conn, &self.deltas).await?;
@@ -280,24 +309,68 @@ impl Batch {
     }
 }
 
-async fn insert_sends(
-    conn: &mut PgConnection,
-    new_sends: &[(Uuid, Uuid, Vec<String>, Vec<String>)],
-) -> Result<(), sqlx::Error> {
+/// A send first seen in this batch, as `pattern_sends` keeps it.
+struct NewSend {
+    send_id: Uuid,
+    client: Uuid,
+    scopes: Vec<String>,
+    keys: Vec<String>,
+    sent_at: DateTime<Utc>,
+}
+
+/// The earliest report of each metric is the one kept.
+fn earliest(times: &mut BTreeMap<Metric, DateTime<Utc>>, metric: Metric, at: DateTime<Utc>) {
+    let kept = times.entry(metric).or_insert(at);
+    if at < *kept {
+        *kept = at;
+    }
+}
+
+async fn insert_sends(conn: &mut PgConnection, new_sends: &[NewSend]) -> Result<(), sqlx::Error> {
     if new_sends.is_empty() {
         return Ok(());
     }
-    let scopes: Vec<String> = new_sends.iter().map(|s| s.2.join("\u{1f}")).collect();
-    let keys: Vec<String> = new_sends.iter().map(|s| s.3.join("\u{1f}")).collect();
+    let scopes: Vec<String> = new_sends.iter().map(|s| s.scopes.join("\u{1f}")).collect();
+    let keys: Vec<String> = new_sends.iter().map(|s| s.keys.join("\u{1f}")).collect();
     sqlx::query(
-        "INSERT INTO pattern_sends (send_id, client_id, scopes, keys) \
-         SELECT u.id, u.client, string_to_array(u.scopes, E'\\x1f'), string_to_array(u.keys, E'\\x1f') \
-         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(id, client, scopes, keys)",
+        "INSERT INTO pattern_sends (send_id, client_id, scopes, keys, sent_at) \
+         SELECT u.id, u.client, string_to_array(u.scopes, E'\\x1f'), string_to_array(u.keys, E'\\x1f'), u.sent_at \
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) \
+              AS u(id, client, scopes, keys, sent_at)",
     )
-    .bind(new_sends.iter().map(|s| s.0).collect::<Vec<_>>())
-    .bind(new_sends.iter().map(|s| s.1).collect::<Vec<_>>())
+    .bind(new_sends.iter().map(|s| s.send_id).collect::<Vec<_>>())
+    .bind(new_sends.iter().map(|s| s.client).collect::<Vec<_>>())
     .bind(&scopes)
     .bind(&keys)
+    .bind(new_sends.iter().map(|s| s.sent_at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// When each metric first followed its send: the earliest report wins, so
+/// the order outcomes arrive in does not matter.
+async fn record_followed(
+    conn: &mut PgConnection,
+    followed: &HashMap<Uuid, [Option<DateTime<Utc>>; 3]>,
+) -> Result<(), sqlx::Error> {
+    if followed.is_empty() {
+        return Ok(());
+    }
+    let at = |i: usize| followed.values().map(|t| t[i]).collect::<Vec<_>>();
+    sqlx::query(
+        "UPDATE pattern_sends s SET \
+            replied_at = LEAST(s.replied_at, u.replied_at), \
+            positive_at = LEAST(s.positive_at, u.positive_at), \
+            meeting_at = LEAST(s.meeting_at, u.meeting_at) \
+         FROM UNNEST($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[]) \
+              AS u(send_id, replied_at, positive_at, meeting_at) \
+         WHERE s.send_id = u.send_id",
+    )
+    .bind(followed.keys().copied().collect::<Vec<_>>())
+    .bind(at(0))
+    .bind(at(1))
+    .bind(at(2))
     .execute(conn)
     .await?;
     Ok(())
@@ -340,17 +413,20 @@ async fn insert_leads(
 
 async fn insert_pending(
     conn: &mut PgConnection,
-    new_pending: &[(Uuid, &'static str)],
+    new_pending: &[(Uuid, &'static str, DateTime<Utc>)],
 ) -> Result<(), sqlx::Error> {
     if new_pending.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO pattern_pending (send_id, metric) SELECT * FROM UNNEST($1::uuid[], $2::text[]) \
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO pattern_pending (send_id, metric, occurred_at) \
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[]) \
+         ON CONFLICT (send_id, metric) DO UPDATE \
+         SET occurred_at = LEAST(pattern_pending.occurred_at, EXCLUDED.occurred_at)",
     )
     .bind(new_pending.iter().map(|p| p.0).collect::<Vec<_>>())
     .bind(new_pending.iter().map(|p| p.1).collect::<Vec<_>>())
+    .bind(new_pending.iter().map(|p| p.2).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())

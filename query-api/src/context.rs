@@ -236,6 +236,8 @@ enum ApprovalFilter {
     AutoApplied,
     Rejected,
     Superseded,
+    /// Withdrawn by Sextant: their evidence no longer held.
+    Withdrawn,
     All,
 }
 
@@ -257,6 +259,7 @@ impl ApprovalFilter {
             Self::AutoApplied => (Some(UpdateStatus::Applied), Some(AppliedVia::Autopilot)),
             Self::Rejected => (Some(UpdateStatus::Rejected), None),
             Self::Superseded => (Some(UpdateStatus::Superseded), None),
+            Self::Withdrawn => (Some(UpdateStatus::Withdrawn), None),
             Self::All => (None, None),
         }
     }
@@ -314,6 +317,7 @@ mod tests {
             ),
             (Some("rejected"), (Some(UpdateStatus::Rejected), None)),
             (Some("superseded"), (Some(UpdateStatus::Superseded), None)),
+            (Some("withdrawn"), (Some(UpdateStatus::Withdrawn), None)),
             (Some("all"), (None, None)),
         ];
         for (text, columns) in cases {

@@ -12,14 +12,19 @@
 //! - [`sends`]: the suppression list.
 //! - [`experiments`]: results with the decision rule, assignment.
 //! - [`patterns`]: the pattern tables of the learning loop.
+//! - [`alerts`]: a client's alerts, every client's alerts.
+//! - [`deliveries`]: a client's published weekly reports and their e-mail.
 //! - [`run`]: serves a router on a listener until shutdown.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod clients;
 pub mod consistency;
 pub mod context;
+pub mod deliveries;
 pub mod experiments;
 pub mod patterns;
+pub mod reports;
 pub mod sends;
 
 use std::future::Future;
@@ -82,7 +87,10 @@ pub fn router(state: AppState) -> Router {
         .merge(context::router())
         .merge(sends::router())
         .merge(patterns::router())
-        .merge(experiments::router());
+        .merge(reports::router())
+        .merge(experiments::router())
+        .merge(alerts::router())
+        .merge(deliveries::router());
     // Its own wording: every query is a read already.
     http::service(api, get(readyz), OPENAPI, None, state)
 }

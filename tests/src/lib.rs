@@ -21,6 +21,7 @@ pub mod bench;
 pub mod checks;
 pub mod dump;
 pub mod fake_llm;
+pub mod live;
 pub mod load;
 pub mod nats;
 pub mod postgres;
@@ -28,6 +29,7 @@ pub mod procs;
 pub mod providers;
 pub mod proxy;
 pub mod simulator;
+pub mod smtp;
 
 pub use nats::PrivateNats;
 pub use postgres::PrivatePostgres;
@@ -479,6 +481,27 @@ impl Running {
             None,
         )
         .await
+    }
+
+    /// Posts `items` to a client's batch endpoint (`sends` or `outcomes`)
+    /// as the operator, a thousand at a time, each batch taken whole;
+    /// answers the highest position written.
+    pub async fn ingest(&self, client: Uuid, path: &str, items: &[Value]) -> i64 {
+        let mut position = 0;
+        for chunk in items.chunks(1000) {
+            let answer = self
+                .command(
+                    reqwest::Method::POST,
+                    &format!("/v1/clients/{client}/{path}"),
+                    Some(OPERATOR_KEY),
+                    Some(serde_json::json!({ path: chunk })),
+                )
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+            assert_eq!(answer.body["errors"], 0, "{answer:?}");
+            position = position.max(answer.position());
+        }
+        position
     }
 
     /// Registers a client as the operator; answers its id and the position.

@@ -71,6 +71,13 @@ const COMMAND_ENDPOINTS: &[(&str, &str, Admitted)] = &[
         ADMINS,
     ),
     ("POST", "/v1/patterns/platform/practices", OPERATOR_ONLY),
+    (
+        "POST",
+        "/v1/clients/{client_id}/alerts/{alert_id}/acknowledge",
+        REVIEWERS,
+    ),
+    ("POST", "/v1/alerts/detect", OPERATOR_ONLY),
+    ("POST", "/v1/reports/publish", OPERATOR_ONLY),
 ];
 
 /// Bodies no endpoint accepts: not JSON at all, and JSON of no endpoint's
@@ -85,6 +92,7 @@ fn filled(template: &str, client: Uuid) -> String {
         .replace("{key_id}", &Uuid::new_v4().to_string())
         .replace("{update_id}", &Uuid::new_v4().to_string())
         .replace("{experiment_id}", &Uuid::new_v4().to_string())
+        .replace("{alert_id}", &Uuid::new_v4().to_string())
 }
 
 async fn raw(app: &Running, method: &str, url: String, key: &str, body: &str) -> Answer {

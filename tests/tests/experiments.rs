@@ -62,22 +62,8 @@ async fn run_traffic(
             );
         }
     }
-    let mut position = 0;
-    for (path, items) in [("sends", sends), ("outcomes", outcomes)] {
-        for chunk in items.chunks(1000) {
-            let answer = app
-                .command(
-                    Method::POST,
-                    &format!("/v1/clients/{client}/{path}"),
-                    Some(OPERATOR_KEY),
-                    Some(json!({ path: chunk })),
-                )
-                .await;
-            assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-            position = position.max(answer.position());
-        }
-    }
-    position
+    let sent = app.ingest(client, "sends", &sends).await;
+    sent.max(app.ingest(client, "outcomes", &outcomes).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

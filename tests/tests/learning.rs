@@ -28,23 +28,8 @@ const PLANTED: [Planted; 2] = [
 ];
 
 async fn ingest(app: &Running, client: Uuid, sends: Vec<Value>, outcomes: Vec<Value>) -> i64 {
-    let mut position = 0;
-    for (path, items) in [("sends", sends), ("outcomes", outcomes)] {
-        for chunk in items.chunks(1000) {
-            let answer = app
-                .command(
-                    Method::POST,
-                    &format!("/v1/clients/{client}/{path}"),
-                    Some(OPERATOR_KEY),
-                    Some(json!({ path: chunk })),
-                )
-                .await;
-            assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-            assert_eq!(answer.body["errors"], 0, "{answer:?}");
-            position = position.max(answer.position());
-        }
-    }
-    position
+    let sent = app.ingest(client, "sends", &sends).await;
+    sent.max(app.ingest(client, "outcomes", &outcomes).await)
 }
 
 struct Found {
@@ -61,29 +46,13 @@ async fn learn(env: &TestEnv, app: &Running, seed: u64) -> (Uuid, Found, i64) {
     let (client, _) = app.register_client(&format!("Sim {seed}")).await;
     let (sends, outcomes) = world(seed, 10_000, &PLANTED);
     let position = ingest(app, client, sends, outcomes).await;
-    env.eventually("the patterns catch up", Duration::from_secs(60), || async {
-        env.checkpoint("patterns").await >= position
-    })
-    .await;
-    let run = app
-        .command(
-            Method::POST,
-            &format!("/v1/clients/{client}/suggestions/run"),
-            Some(OPERATOR_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(run.status, StatusCode::OK, "{run:?}");
+    let (suggestions, position) = run_engine(env, app, client, position).await;
     let mut found = Found {
         true_positives: 0,
         false_positives: 0,
         siblings: 0,
     };
-    for s in run.body["suggestions"]
-        .as_array()
-        .cloned()
-        .expect("a suggestions array")
-    {
+    for s in suggestions {
         assert_eq!(s["outcome"], "proposed", "{s}");
         let real = PLANTED
             .iter()
@@ -105,7 +74,7 @@ async fn learn(env: &TestEnv, app: &Running, seed: u64) -> (Uuid, Found, i64) {
             found.false_positives += 1;
         }
     }
-    (client, found, run.position())
+    (client, found, position)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,7 +130,14 @@ async fn planted_effects_surface_as_suggestions_and_null_features_stay_within_th
         cta["patch"],
         json!({ "playbook": { "learned": { "what": { "cta=meeting": "prefer" } } } })
     );
-    assert!(cta["evidence"]["q"].as_f64().unwrap_or(1.0) < 0.05);
+    let p = cta["evidence"]["always_valid_p"].as_f64().unwrap_or(1.0);
+    assert!(p <= cta["evidence"]["bar"].as_f64().unwrap_or(0.0), "{cta}");
+    assert_eq!(
+        cta["evidence"]["adjusted_for"]
+            .as_array()
+            .map(Vec::is_empty),
+        Some(false)
+    );
     assert!(cta["evidence"]["sends"].as_u64().unwrap_or(0) >= 100);
     assert!(cta["evidence"]["query"]
         .as_str()
@@ -425,4 +401,237 @@ async fn replies_that_arrive_before_their_send_count_once_the_send_arrives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_projected_in_one_batch_with_their_later_send_count_once() {
     early_replies_count_once_their_send_arrives(true).await;
+}
+
+/// Runs the engine once the patterns have `position`: its suggestions and
+/// the log's head after it.
+async fn run_engine(
+    env: &TestEnv,
+    app: &Running,
+    client: Uuid,
+    position: i64,
+) -> (Vec<Value>, i64) {
+    env.eventually("the patterns catch up", Duration::from_secs(60), || async {
+        env.checkpoint("patterns").await >= position
+    })
+    .await;
+    let run = app
+        .command(
+            Method::POST,
+            &format!("/v1/clients/{client}/suggestions/run"),
+            Some(OPERATOR_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "{run:?}");
+    let suggestions = run.body["suggestions"]
+        .as_array()
+        .cloned()
+        .expect("a suggestions array");
+    (suggestions, run.position())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_sends_whose_replies_have_not_come_are_maturing_not_failed() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let (client, _) = app.register_client("Fresh Monday").await;
+    // A null world, matured long ago, and 4,000 sends of yesterday whose
+    // replies have not come yet.
+    let (mut sends, outcomes) = world(5, 10_000, &[]);
+    let (fresh, _) = world(6, 4_000, &[]);
+    let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+    for (i, mut send) in fresh.into_iter().enumerate() {
+        send["sent_at"] = json!((yesterday + chrono::Duration::seconds(i as i64)).to_rfc3339());
+        sends.push(send);
+    }
+    let position = ingest(&app, client, sends, outcomes).await;
+    let (suggestions, _) = run_engine(&env, &app, client, position).await;
+    assert!(
+        suggestions.iter().all(|s| s["level"] != "client"),
+        "nothing of the client's own is proposed: {suggestions:?}"
+    );
+    let table = app
+        .query(
+            &format!("/v1/clients/{client}/patterns/when?min_position={position}"),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    assert_eq!(table.status, StatusCode::OK, "{table:?}");
+    assert_eq!(
+        table.body["baseline"]["sends"], 10_000,
+        "matured: {table:?}"
+    );
+    assert_eq!(table.body["baseline"]["maturing_sends"], 4_000);
+    assert_eq!(table.body["window_days"], 14);
+    let rows = table.body["rows"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["maturing_sends"].as_u64().unwrap_or(0))
+            .sum::<u64>(),
+        4_000,
+        "each maturing send beside its slot's row"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_suggestion_is_withdrawn_with_the_evidence_once_it_no_longer_holds() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let (client, _) = app.register_client("Fading").await;
+    let (sends, outcomes) = world(41, 10_000, &PLANTED);
+    let position = ingest(&app, client, sends, outcomes).await;
+    let (first, _) = run_engine(&env, &app, client, position).await;
+    let proposed = first
+        .iter()
+        .find(|s| s["key"] == "cta=meeting" && s["outcome"] == "proposed")
+        .cloned()
+        .unwrap_or_else(|| panic!("cta=meeting proposed: {first:?}"));
+    // More matured sends in which meeting asks do worse than the rest.
+    let reverse = [Planted {
+        family: "what",
+        feature: "cta",
+        value: "meeting",
+        multiplier: 0.3,
+    }];
+    let (sends, outcomes) = world(42, 10_000, &reverse);
+    let position = ingest(&app, client, sends, outcomes).await;
+    let (second, position) = run_engine(&env, &app, client, position).await;
+    let withdrawn = second
+        .iter()
+        .find(|s| s["key"] == "cta=meeting" && s["outcome"] == "withdrawn")
+        .unwrap_or_else(|| panic!("cta=meeting withdrawn: {second:?}"));
+    assert_eq!(withdrawn["update_id"], proposed["update_id"]);
+    let list = app
+        .query(
+            &format!("/v1/clients/{client}/approvals?status=withdrawn&min_position={position}"),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    let item = list.body["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|u| u["update_id"] == proposed["update_id"])
+                .cloned()
+        })
+        .unwrap_or_else(|| panic!("the withdrawn update is listed: {list:?}"));
+    let evidence = &item["withdrawal_evidence"];
+    assert_eq!(evidence["key"], "cta=meeting");
+    assert_eq!(
+        evidence["sends"].as_u64().map(|n| n > 3_000),
+        Some(true),
+        "{evidence}"
+    );
+    assert!(
+        evidence["withdrawn_because"].as_str().is_some(),
+        "{evidence}"
+    );
+    assert!(evidence["lift"].as_f64().is_some());
+    env.caught_up(Duration::from_secs(60)).await;
+    env.assert_projections_equal_replay().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_best_practice_the_clients_own_data_contradicts_is_proposed_for_removal() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let (client, _) = app.register_client("Contrarian").await;
+    // New and without data: the published benchmarks apply, among them
+    // "prefer interest-based calls to action" (`cta=question`).
+    let (priors, _) = run_engine(&env, &app, client, 0).await;
+    assert!(
+        priors
+            .iter()
+            .any(|s| s["key"] == "cta=question" && s["level"] == "benchmark"),
+        "{priors:?}"
+    );
+    let contrary = [Planted {
+        family: "what",
+        feature: "cta",
+        value: "question",
+        multiplier: 0.5,
+    }];
+    let (sends, outcomes) = world(43, 10_000, &contrary);
+    let position = ingest(&app, client, sends, outcomes).await;
+    let (suggestions, position) = run_engine(&env, &app, client, position).await;
+    let proposed: Vec<&Value> = suggestions
+        .iter()
+        .filter(|s| {
+            s["key"] == "cta=question" && s["outcome"] == "proposed" && s["level"] == "client"
+        })
+        .collect();
+    let current = app
+        .query(
+            &format!("/v1/clients/{client}/context?min_position={position}"),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    let queue = app
+        .query(
+            &format!("/v1/clients/{client}/approvals?status=all&min_position={position}"),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    let removal = json!({ "best_practices": { "benchmarks": { "what:cta=question": null } } });
+    let update = queue.body["items"]
+        .as_array()
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|u| {
+                    u["patch"] == removal
+                        && proposed.iter().any(|s| s["update_id"] == u["update_id"])
+                })
+                .cloned()
+        })
+        .unwrap_or_else(|| {
+            panic!("the removal is recorded: {suggestions:?} {queue:?} {current:?}")
+        });
+    assert_eq!(update["evidence"]["check"], "prior_against_evidence");
+    assert!(
+        update["evidence"]["lift_interval_95"][1]
+            .as_f64()
+            .unwrap_or(1.0)
+            < 1.0
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_own_reply_window_decides_which_sends_have_matured() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let (client, _) = app.register_client("Quick replies").await;
+    let changed = app
+        .command(
+            Method::PATCH,
+            &format!("/v1/clients/{client}"),
+            Some(OPERATOR_KEY),
+            Some(json!({ "maturity": { "reply_days": 3 } })),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
+    // Sends of five days ago: matured under a three-day window, maturing
+    // under the default fourteen.
+    let (mut sends, _) = world(8, 300, &[]);
+    let five_days_ago = chrono::Utc::now() - chrono::Duration::days(5);
+    for (i, send) in sends.iter_mut().enumerate() {
+        send["sent_at"] = json!((five_days_ago + chrono::Duration::seconds(i as i64)).to_rfc3339());
+    }
+    let position = ingest(&app, client, sends, Vec::new()).await;
+    let table = app
+        .query(
+            &format!("/v1/clients/{client}/patterns/when?min_position={position}"),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    assert_eq!(table.status, StatusCode::OK, "{table:?}");
+    assert_eq!(table.body["window_days"], 3);
+    assert_eq!(table.body["baseline"]["sends"], 300, "{table:?}");
+    assert_eq!(table.body["baseline"]["maturing_sends"], 0);
+    app.stop().await;
 }

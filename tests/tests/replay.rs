@@ -92,6 +92,23 @@ async fn a_varied_history(app: &Running) -> Vec<Uuid> {
         }
         clients.push(client);
     }
+    // The command side's own writers: the alert detector (the sends are
+    // weeks old, so every client is silent for over 48 hours) and the
+    // weekly publication, as of a fortnight from now.
+    let detected = app
+        .command(Method::POST, "/v1/alerts/detect", Some(OPERATOR_KEY), None)
+        .await;
+    assert!(detected.status.is_success(), "{detected:?}");
+    let at = chrono::Utc::now() + chrono::Duration::days(14);
+    let published = app
+        .command(
+            Method::POST,
+            "/v1/reports/publish",
+            Some(OPERATOR_KEY),
+            Some(json!({ "at": at.to_rfc3339() })),
+        )
+        .await;
+    assert!(published.status.is_success(), "{published:?}");
     clients
 }
 

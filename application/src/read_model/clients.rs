@@ -15,7 +15,8 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use sextant_adapters::http::{Principal, Problem};
-use sextant_domain::values::Role;
+use sextant_domain::inference::Windows;
+use sextant_domain::values::{Role, TimeZone, Tz};
 
 use crate::Result;
 
@@ -30,14 +31,30 @@ pub struct ClientRow {
     pub permission_mode: String,
     pub autopilot_threshold: f64,
     pub data_sharing_consent: bool,
+    /// The IANA zone the client's weeks and days are counted in.
+    pub timezone: String,
+    #[sqlx(flatten)]
+    pub maturity: MaturityRow,
     pub status: String,
     pub suspended_reason: Option<String>,
     pub registered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// A client's maturity windows, in days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, FromRow)]
+pub struct MaturityRow {
+    #[sqlx(rename = "reply_window_days")]
+    pub reply_days: i32,
+    #[sqlx(rename = "meeting_window_days")]
+    pub meeting_days: i32,
+    #[sqlx(rename = "conversion_window_days")]
+    pub conversion_days: i32,
+}
+
 const CLIENT_COLUMNS: &str = "client_id, name, industry, company_size, region, permission_mode, \
-     autopilot_threshold, data_sharing_consent, status, suspended_reason, registered_at, updated_at";
+     autopilot_threshold, data_sharing_consent, timezone, reply_window_days, meeting_window_days, \
+     conversion_window_days, status, suspended_reason, registered_at, updated_at";
 
 /// A page of clients, by client id.
 #[derive(Debug, Clone, Serialize)]
@@ -209,6 +226,39 @@ pub async fn shares_data(pool: &PgPool, client_id: Uuid) -> Result<bool> {
             .fetch_optional(pool)
             .await?;
     Ok(consents == Some(true))
+}
+
+/// The client's time zone and maturity windows as the clients read model
+/// holds them; `None` if it does not know the client.
+pub async fn client_settings(
+    pool: &PgPool,
+    client_id: Uuid,
+) -> Result<Option<(Tz, Windows)>, sqlx::Error> {
+    let row: Option<(String, i32, i32, i32)> = sqlx::query_as(
+        "SELECT timezone, reply_window_days, meeting_window_days, conversion_window_days \
+         FROM clients_view WHERE client_id = $1",
+    )
+    .bind(client_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some((timezone, reply, meeting, conversion)) = row else {
+        return Ok(None);
+    };
+    let timezone = TimeZone::try_from(timezone.as_str()).map_err(|e| {
+        sqlx::Error::Decode(format!("clients_view.timezone {timezone:?}: {e}").into())
+    })?;
+    let days = |column: &str, value: i32| {
+        u32::try_from(value)
+            .map_err(|e| sqlx::Error::Decode(format!("clients_view.{column}: {e}").into()))
+    };
+    Ok(Some((
+        timezone.tz(),
+        Windows::from_days(
+            days("reply_window_days", reply)?,
+            days("meeting_window_days", meeting)?,
+            days("conversion_window_days", conversion)?,
+        ),
+    )))
 }
 
 /// An event of a client's audit trail.

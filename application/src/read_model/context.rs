@@ -159,8 +159,11 @@ pub struct UpdateRow {
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub note: Option<String>,
+    /// Why it was rejected or withdrawn.
     pub reason: Option<String>,
     pub superseded_by: Option<Uuid>,
+    /// What showed that its evidence no longer held, once withdrawn.
+    pub withdrawal_evidence: Option<Value>,
     pub version: Option<i64>,
     pub via: Option<String>,
 }
@@ -184,7 +187,7 @@ pub async fn approvals(
         "SELECT update_id, source, status, route, patch, modified_patch, paths, base_version, rationale, \
          evidence, confidence, proposed_by, proposed_at, \
          EXTRACT(EPOCH FROM (now() - proposed_at))::float8 AS age_seconds, decided_by, decided_at, note, \
-         reason, superseded_by, version, via FROM context_updates \
+         reason, superseded_by, withdrawal_evidence, version, via FROM context_updates \
          WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR via = $3) \
          ORDER BY proposed_at, update_id LIMIT $4",
     )

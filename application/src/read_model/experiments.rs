@@ -1,22 +1,26 @@
 //! An experiment with what its numbers say now: the experiments read model
-//! and each variant's counts from the sends read model, judged by the
-//! domain's decision rule. Both services answer from it: the query API shows
-//! it, the command API concludes on it.
+//! and each variant's counts per UTC day from the sends read model, judged
+//! by the domain's decision rule over the daily looks. Both services answer
+//! from it: the query API shows it, the command API concludes on it.
 
+use chrono::NaiveDate;
 use uuid::Uuid;
 
-use sextant_domain::experiment::{decide, Decision, Variant};
+use sextant_domain::experiment::{decide_over_looks, looks_from_daily, Decision, Variant};
 use sextant_domain::learning::Metric;
 
-/// Each variant's sends and events (by the experiment's metric), from the
-/// sends read model. Positive replies are the intents
+/// Each variant's new sends and new events (by the experiment's metric) per
+/// UTC day, from the sends read model, in one query: a send counts on the
+/// day it was sent, its event on the day of its first outcome with the
+/// metric (never before the send), so that the counts up to the end of a
+/// day are what could be known then. Positive replies are the intents
 /// `ReplyIntent::is_positive` names.
-pub async fn variant_counts(
+pub async fn variant_daily_counts(
     pool: &sqlx::PgPool,
     client_id: Uuid,
     experiment_id: Uuid,
     metric: Metric,
-) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+) -> Result<Vec<(String, NaiveDate, i64, i64)>, sqlx::Error> {
     let event = match metric {
         Metric::Reply => "o.kind = 'replied'",
         Metric::PositiveReply => {
@@ -26,9 +30,17 @@ pub async fn variant_counts(
     };
     // `event` is one of three constants above, never input.
     sqlx::query_as(&format!(
-        "SELECT s.variant, count(DISTINCT s.send_id), count(DISTINCT o.send_id) FILTER (WHERE {event}) \
-         FROM sends_view s LEFT JOIN send_outcomes o ON o.send_id = s.send_id \
-         WHERE s.client_id = $1 AND s.experiment_id = $2 AND s.variant IS NOT NULL GROUP BY s.variant"
+        "WITH unit AS ( \
+           SELECT s.variant, s.sent_at, min(o.occurred_at) FILTER (WHERE {event}) AS event_at \
+           FROM sends_view s LEFT JOIN send_outcomes o ON o.send_id = s.send_id \
+           WHERE s.client_id = $1 AND s.experiment_id = $2 AND s.variant IS NOT NULL \
+           GROUP BY s.send_id) \
+         SELECT variant, t.day, sum(t.sends)::bigint, sum(t.events)::bigint \
+         FROM unit CROSS JOIN LATERAL (VALUES \
+           ((sent_at AT TIME ZONE 'UTC')::date, 1, 0), \
+           ((greatest(sent_at, event_at) AT TIME ZONE 'UTC')::date, 0, CASE WHEN event_at IS NULL THEN 0 ELSE 1 END) \
+         ) AS t(day, sends, events) \
+         GROUP BY variant, t.day HAVING sum(t.sends) > 0 OR sum(t.events) > 0"
     ))
     .bind(client_id)
     .bind(experiment_id)
@@ -50,8 +62,9 @@ pub struct ExperimentRow {
     pub concluded_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// An experiment of `client_id` with what its numbers say now; `None` if
-/// the client has no such experiment.
+/// An experiment of `client_id` with what its numbers say now, decided over
+/// a look at the end of each UTC day with data and one today
+/// (`decide_over_looks`); `None` if the client has no such experiment.
 pub async fn results(
     pool: &sqlx::PgPool,
     client_id: Uuid,
@@ -77,19 +90,14 @@ pub async fn results(
             row.metric
         )
     })?;
-    let counts = variant_counts(pool, client_id, experiment_id, metric).await?;
-    let observed: Vec<(Variant, u64, u64)> = variants
-        .into_iter()
-        .map(|v| {
-            let (n, x) = counts
-                .iter()
-                .find(|(id, ..)| id == &v.id)
-                .map(|(_, n, x)| (*n as u64, *x as u64))
-                .unwrap_or((0, 0));
-            (v, n, x)
-        })
-        .collect();
-    Ok(Some((row, decide(&observed))))
+    let daily: Vec<(String, NaiveDate, u64, u64)> =
+        variant_daily_counts(pool, client_id, experiment_id, metric)
+            .await?
+            .into_iter()
+            .map(|(id, day, n, x)| (id, day, n.max(0) as u64, x.max(0) as u64))
+            .collect();
+    let looks = looks_from_daily(&variants, &daily, chrono::Utc::now().date_naive());
+    Ok(Some((row, decide_over_looks(&looks))))
 }
 
 /// The variants of an experiment of `client_id`; `None` if the client has

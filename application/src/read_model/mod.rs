@@ -3,6 +3,7 @@
 //! suggestion engine proposes platform patterns). They read read models
 //! only, never aggregates.
 //!
+//! - [`alerts`]: a client's alerts, every client's alerts.
 //! - [`clients`]: the client list, one client's detail, its audit trail.
 //! - [`context`]: the context document now or in the past, its versions,
 //!   the approval queue.
@@ -12,6 +13,7 @@
 //! - [`platform`]: the pooled pattern tables of consenting clients.
 //! - [`sends`]: the suppression list.
 
+pub mod alerts;
 pub mod clients;
 pub mod context;
 pub mod experiments;

@@ -4,7 +4,8 @@
 //! An update is an RFC 7386 merge patch with a source, rationale, evidence
 //! and confidence. Depending on the source, who proposes it and the client's
 //! permission mode it is refused, applies at once or waits for a reviewer,
-//! who approves, modifies (both patches are kept) or rejects it. An update
+//! who approves, modifies (both patches are kept) or rejects it; Sextant
+//! withdraws a pending update whose evidence no longer holds. An update
 //! proposed against version b and approved at c applies only if no path it
 //! touches changed in b..c (it is rebased otherwise); a rollback to version
 //! n creates a new version equal to n. The aggregate is snapshotted: its
@@ -255,6 +256,9 @@ pub enum UpdateStatus {
     Applied,
     Rejected,
     Superseded,
+    /// Withdrawn by Sextant while pending: the evidence that supported it
+    /// no longer holds.
+    Withdrawn,
 }
 
 impl UpdateStatus {
@@ -264,6 +268,7 @@ impl UpdateStatus {
             Self::Applied => "applied",
             Self::Rejected => "rejected",
             Self::Superseded => "superseded",
+            Self::Withdrawn => "withdrawn",
         }
     }
 }
@@ -316,6 +321,16 @@ pub enum ContextCommand {
     RejectUpdate {
         update_id: Uuid,
         reason: Reason,
+    },
+    /// Sextant takes back a pending update it no longer stands behind (the
+    /// suggestion engine, when the evidence behind a pending suggestion no
+    /// longer holds); `evidence` is what shows it. No HTTP endpoint issues
+    /// it. Unlike a rejection, it does not hold back a later proposal of
+    /// the same patch.
+    WithdrawUpdate {
+        update_id: Uuid,
+        reason: Reason,
+        evidence: Value,
     },
     /// `target` is version `to_version`'s document as the versions read
     /// model holds it (checked against the version's hash); `None` when the
@@ -377,6 +392,12 @@ pub enum ContextEvent {
         update_id: Uuid,
         by: Uuid,
     },
+    UpdateWithdrawn {
+        update_id: Uuid,
+        reason: Reason,
+        /// What shows that the update's evidence no longer holds.
+        evidence: Value,
+    },
     RolledBack {
         to_version: u64,
         version: u64,
@@ -405,6 +426,7 @@ impl DomainEvent for ContextEvent {
             Self::UpdateApplied { .. } => "update_applied",
             Self::UpdateRejected { .. } => "update_rejected",
             Self::UpdateSuperseded { .. } => "update_superseded",
+            Self::UpdateWithdrawn { .. } => "update_withdrawn",
             Self::RolledBack { .. } => "rolled_back",
             Self::DocumentCaptured { .. } => "document_captured",
         }
@@ -656,6 +678,18 @@ impl ClientContext {
                 self.pending(update_id)?;
                 Ok(vec![ContextEvent::UpdateRejected { update_id, reason }])
             }
+            ContextCommand::WithdrawUpdate {
+                update_id,
+                reason,
+                evidence,
+            } => {
+                self.pending(update_id)?;
+                Ok(vec![ContextEvent::UpdateWithdrawn {
+                    update_id,
+                    reason,
+                    evidence,
+                }])
+            }
             ContextCommand::RollBack {
                 to_version,
                 target,
@@ -768,7 +802,12 @@ impl ClientContext {
                 UpdateStatus::Rejected if update.evidence_fingerprint == fingerprint => {
                     return Err(ContextError::DuplicateOfRejected(*id))
                 }
-                _ => {}
+                // Only a pending update, or one rejected on the same
+                // evidence, holds a proposal back: a withdrawn one never does.
+                UpdateStatus::Rejected
+                | UpdateStatus::Applied
+                | UpdateStatus::Superseded
+                | UpdateStatus::Withdrawn => {}
             }
         }
         let mut events = vec![ContextEvent::UpdateProposed {
@@ -919,6 +958,12 @@ impl Aggregate for ClientContext {
                     update.patch = None;
                 }
             }
+            ContextEvent::UpdateWithdrawn { update_id, .. } => {
+                if let Some(update) = self.updates.get_mut(&update_id) {
+                    update.status = UpdateStatus::Withdrawn;
+                    update.patch = None;
+                }
+            }
             ContextEvent::RolledBack {
                 version,
                 patch,
@@ -951,6 +996,7 @@ mod name_tests {
             UpdateStatus::Applied,
             UpdateStatus::Rejected,
             UpdateStatus::Superseded,
+            UpdateStatus::Withdrawn,
         ] {
             assert_eq!(
                 serde_json::to_value(status).expect("serializes"),

@@ -470,6 +470,184 @@ fn a_newer_proposal_from_the_same_source_for_the_same_paths_supersedes_the_older
         ]);
 }
 
+/// What the suggestion engine found when it looked at the update's evidence
+/// again.
+fn weaker_evidence() -> Value {
+    json!({"sends": 900, "q": 0.4, "was": {"sends": 400, "q": 0.01}})
+}
+
+fn withdraw(n: u128) -> ContextCommand {
+    ContextCommand::WithdrawUpdate {
+        update_id: id(n),
+        reason: text("the evidence no longer holds"),
+        evidence: weaker_evidence(),
+    }
+}
+
+fn withdrawn(n: u128) -> ContextEvent {
+    ContextEvent::UpdateWithdrawn {
+        update_id: id(n),
+        reason: text("the evidence no longer holds"),
+        evidence: weaker_evidence(),
+    }
+}
+
+#[test]
+fn withdrawing_a_pending_update_records_the_reason_and_the_evidence_that_withdrew_it() {
+    ContextTest::with(())
+        .given(vec![proposed(
+            1,
+            Source::AgentSuggestion,
+            industries(),
+            0,
+            Route::Review,
+        )])
+        .when(withdraw(1))
+        .then_expect_events(vec![withdrawn(1)]);
+}
+
+#[test]
+fn a_withdrawal_is_recorded_as_update_withdrawn_with_its_evidence() {
+    let event = withdrawn(1);
+    assert_eq!(event.event_type(), "update_withdrawn");
+    let payload = serde_json::to_value(&event).expect("an event serializes");
+    assert_eq!(payload["type"], "update_withdrawn");
+    assert_eq!(payload["reason"], "the evidence no longer holds");
+    assert_eq!(payload["evidence"], weaker_evidence());
+    let read: ContextEvent = serde_json::from_value(payload).expect("an event deserializes");
+    assert_eq!(read, event);
+}
+
+#[test]
+fn only_a_pending_update_can_be_withdrawn() {
+    let mut history = two_versions();
+    history.extend([
+        proposed(
+            3,
+            Source::AgentSuggestion,
+            json!({"x": 1}),
+            2,
+            Route::Review,
+        ),
+        ContextEvent::UpdateRejected {
+            update_id: id(3),
+            reason: text("no"),
+        },
+        proposed(
+            4,
+            Source::AgentSuggestion,
+            json!({"y": 1}),
+            2,
+            Route::Review,
+        ),
+        proposed(
+            5,
+            Source::AgentSuggestion,
+            json!({"y": 2}),
+            2,
+            Route::Review,
+        ),
+        ContextEvent::UpdateSuperseded {
+            update_id: id(4),
+            by: id(5),
+        },
+        proposed(6, Source::CrmAnalysis, json!({"z": 1}), 2, Route::Review),
+        withdrawn(6),
+    ]);
+    for (target, status) in [
+        (1, "applied"),
+        (3, "rejected"),
+        (4, "superseded"),
+        (6, "withdrawn"),
+    ] {
+        ContextTest::with(())
+            .given(history.clone())
+            .when(withdraw(target))
+            .then_expect_error(ContextError::NotPending {
+                update_id: id(target),
+                status,
+            });
+    }
+    ContextTest::with(())
+        .given(history)
+        .when(withdraw(9))
+        .then_expect_error(ContextError::UnknownUpdate(id(9)));
+}
+
+#[test]
+fn a_withdrawn_update_can_no_longer_be_approved_modified_or_rejected() {
+    let history = vec![
+        proposed(1, Source::AgentSuggestion, industries(), 0, Route::Review),
+        withdrawn(1),
+    ];
+    let refused = ContextError::NotPending {
+        update_id: id(1),
+        status: "withdrawn",
+    };
+    for command in [
+        ContextCommand::ApproveUpdate {
+            update_id: id(1),
+            note: None,
+        },
+        ContextCommand::ModifyUpdate {
+            update_id: id(1),
+            patch: tone(),
+            note: None,
+        },
+        ContextCommand::RejectUpdate {
+            update_id: id(1),
+            reason: text("no"),
+        },
+    ] {
+        ContextTest::with(())
+            .given(history.clone())
+            .when(command)
+            .then_expect_error(refused.clone());
+    }
+}
+
+#[test]
+fn after_a_withdrawal_the_same_patch_may_be_proposed_again_on_the_same_evidence() {
+    // A rejection on the same evidence would hold it back
+    // (a_rejected_suggestion_returns_only_with_materially_new_evidence).
+    ContextTest::with(())
+        .given(vec![
+            proposed(1, Source::AgentSuggestion, industries(), 0, Route::Review),
+            withdrawn(1),
+        ])
+        .when(propose(
+            2,
+            Source::AgentSuggestion,
+            industries(),
+            PermissionMode::CoPilot,
+        ))
+        .then_expect_events(vec![proposed(
+            2,
+            Source::AgentSuggestion,
+            industries(),
+            0,
+            Route::Review,
+        )]);
+}
+
+#[test]
+fn a_withdrawal_drops_the_pending_patch_from_the_state() {
+    let mut context = ClientContext::default();
+    context.apply(proposed(
+        1,
+        Source::AgentSuggestion,
+        industries(),
+        0,
+        Route::Review,
+    ));
+    context.apply(withdrawn(1));
+    let update = context.updates.get(&id(1)).expect("the update is known");
+    assert_eq!(update.status, UpdateStatus::Withdrawn);
+    assert_eq!(update.patch, None);
+    assert_eq!(context.version(), 0);
+    assert_eq!(context.document(), &json!({}));
+}
+
 #[test]
 fn malformed_proposals_are_refused() {
     for patch in [json!([1, 2]), json!({}), json!("text"), Value::Null] {

@@ -28,6 +28,7 @@ pub mod ingest;
 pub mod load;
 pub mod process;
 pub mod replay;
+pub mod reports;
 
 use serde::Serialize;
 
