@@ -170,16 +170,16 @@ expect 200 '.lead_ref == "crm_lead_0042"' '.erased.identities == 1' '.erased.sub
 
 say "learning, on the demo's Northwind Capital"
 curl -sS "$QRY/v1/clients/$SEXTANT_DEMO_CLIENT/patterns/what?metric=reply" "${OP[@]}"
-# {…,"baseline":{"sends":10000,"events":1025,"rate":0.1025},"rows":[{"key":"cta=meeting","sends":1999,"events":267,…,"lift":1.3030905696750814,…,"q":5.506029975825047e-6},…]}
-expect 200 '.baseline == {"sends": 10000, "events": 1025, "rate": 0.1025}' \
-  '.rows[0] | .key == "cta=meeting" and .sends == 1999 and .events == 267 and (.lift * 1e6 | round) == 1303091'
+# {…,"window_days":14,"baseline":{"sends":10000,"events":1025,"rate":0.1025,"maturing_sends":0,"maturing_events":0},"rows":[{"key":"cta=meeting","sends":1999,"events":267,…,"lift":1.4098520236371483,…},…]}
+expect 200 '.baseline | .sends == 10000 and .events == 1025 and .maturing_sends == 0' \
+  '.rows[0] | .key == "cta=meeting" and .sends == 1999 and .events == 267 and (.lift * 1e6 | round) == 1409852'
 PROPOSAL=$(curl -sS "$QRY/v1/clients/$SEXTANT_DEMO_CLIENT/approvals" "${OP[@]}" \
   | jq -c '.items[] | select(.evidence.level == "client" and .evidence.key == "cta=meeting")')
 expect 200
 echo "$PROPOSAL" | jq -r .rationale
-# WHAT cta = meeting: reply rate 13.4% against 10.2% over all sends (lift 1.30, 95% interval 11.9–14.9%, q = 1.3e-5, 1999 sends). Prefer it.
+# WHAT cta = meeting: reply rate 13.4% against 9.5% for the other sends (lift 1.41 adjusted for …). Prefer it.
 holds "$PROPOSAL" '.status == "pending"' '.source == "email_performance"' \
-  '.rationale == "WHAT cta = meeting: reply rate 13.4% against 10.2% over all sends (lift 1.30, 95% interval 11.9–14.9%, q = 1.3e-5, 1999 sends). Prefer it."'
+  '.rationale | startswith("WHAT cta = meeting: reply rate 13.4% against") and endswith("Prefer it.")'
 POSITION=$(curl -sS -X POST "$CMD/v1/clients/$SEXTANT_DEMO_CLIENT/context/updates/$(echo "$PROPOSAL" | jq -r .update_id)/approve" \
   -H "Authorization: Bearer $SEXTANT_OPERATOR_KEY" | jq -r .position)     # {"version":1,"position":…}
 expect 200 '.version == 1'
