@@ -177,7 +177,7 @@ PROPOSAL=$(curl -sS "$QRY/v1/clients/$SEXTANT_DEMO_CLIENT/approvals" "${OP[@]}" 
   | jq -c '.items[] | select(.evidence.level == "client" and .evidence.key == "cta=meeting")')
 expect 200
 echo "$PROPOSAL" | jq -r .rationale
-# WHAT cta = meeting: reply rate 13.4% against 9.5% for the other sends (lift 1.41 adjusted for …). Prefer it.
+# WHAT cta = meeting: reply rate 13.4% against 9.5% for the other sends (lift 1.41 adjusted for …, 95% interval …; always-valid p = … against its bar …; 1999 matured sends). Prefer it.
 holds "$PROPOSAL" '.status == "pending"' '.source == "email_performance"' \
   '.rationale | startswith("WHAT cta = meeting: reply rate 13.4% against") and endswith("Prefer it.")'
 POSITION=$(curl -sS -X POST "$CMD/v1/clients/$SEXTANT_DEMO_CLIENT/context/updates/$(echo "$PROPOSAL" | jq -r .update_id)/approve" \
