@@ -136,9 +136,11 @@ async fn a_poison_event_is_parked_with_its_reason_and_the_rest_goes_on() {
     work(&app, 1).await;
     let last = head(&env).await;
     env.eventually(
-        "the clients projection passes the poison event",
+        "the projections reading client events pass the poison event",
         Duration::from_secs(10),
-        || async { env.checkpoint("clients").await == last },
+        || async {
+            env.checkpoint("clients").await == last && env.checkpoint("reports").await == last
+        },
     )
     .await;
     let parked: Vec<(String, String)> =
