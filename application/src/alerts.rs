@@ -30,7 +30,7 @@ use sextant_domain::alert::{
 use sextant_domain::metadata::{Actor, Component};
 use sextant_domain::values::Note;
 
-use crate::read_model::clients::client_settings;
+use crate::read_model::clients::{client_settings, AlertLimitsRow};
 use crate::{ApiError, App, Caller, Result};
 
 /// How far back a resource's last sends are looked for: a resource idle
@@ -121,16 +121,28 @@ impl Detector {
 
     /// Looks at every client once, as of `now`.
     pub async fn detect(&self, now: DateTime<Utc>) -> Result<Detection> {
-        let clients: Vec<(Uuid, String)> =
-            sqlx::query_as("SELECT client_id, status FROM clients_view ORDER BY client_id")
-                .fetch_all(&self.app.pool)
-                .await?;
+        let clients: Vec<(Uuid, String, AlertLimitsRow)> = sqlx::query_as(
+            "SELECT client_id, status, bounce_alert_rate, complaint_alert_rate \
+             FROM clients_view ORDER BY client_id",
+        )
+        .fetch_all(&self.app.pool)
+        .await?
+        .into_iter()
+        .map(|(client, status, bounce_rate, complaint_rate)| {
+            let limits = AlertLimitsRow {
+                bounce_rate,
+                complaint_rate,
+            };
+            (client, status, limits)
+        })
+        .collect();
         let mut open = open_alerts(&self.app.pool).await?;
         let mut detection = Detection::default();
-        for (client, status) in clients {
+        for (client, status, limits) in clients {
             let open = open.remove(&client).unwrap_or_default();
+            let thresholds = self.thresholds.with_limits(limits.limits()?);
             match self
-                .detect_for(client, status == "active", &open, now)
+                .detect_for(client, status == "active", &thresholds, &open, now)
                 .await
             {
                 Ok((raised, resolved)) => {
@@ -150,10 +162,11 @@ impl Detector {
         &self,
         client_id: Uuid,
         active: bool,
+        thresholds: &Thresholds,
         open: &[OpenAlert],
         now: DateTime<Utc>,
     ) -> Result<(Vec<Change>, Vec<Change>), anyhow::Error> {
-        let observations = self.observe(client_id, active, now).await?;
+        let observations = self.observe(client_id, active, thresholds, now).await?;
         let open_keys: HashSet<&str> = open.iter().map(|a| a.key.as_str()).collect();
         let mut raised = Vec::new();
         let mut resolved = Vec::new();
@@ -276,9 +289,10 @@ impl Detector {
         &self,
         client_id: Uuid,
         active: bool,
+        thresholds: &Thresholds,
         now: DateTime<Utc>,
     ) -> Result<Vec<Observation>, anyhow::Error> {
-        let mut observations = self.resources(client_id, now).await?;
+        let mut observations = self.resources(client_id, thresholds, now).await?;
         observations.extend(self.reply_rate(client_id, now).await?);
         observations.extend(self.pending_updates(client_id, now).await?);
         if active {
@@ -289,13 +303,13 @@ impl Detector {
     }
 
     /// Bounce and complaint rates of each sending resource over its last
-    /// sends.
+    /// sends, against the client's own limits (`t`).
     async fn resources(
         &self,
         client_id: Uuid,
+        t: &Thresholds,
         now: DateTime<Utc>,
     ) -> Result<Vec<Observation>, anyhow::Error> {
-        let t = &self.thresholds;
         let since = now - chrono::Duration::days(RESOURCE_LOOKBACK_DAYS);
         let resources: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT resource FROM ( \

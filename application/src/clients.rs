@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use sextant_adapters::http::Problem;
 use sextant_adapters::keys;
+use sextant_domain::alert::AlertLimitsChange;
 use sextant_domain::client::{ClientCommand, MaturityWindowsChange, Profile, ProfileChange};
 use sextant_domain::report::ReportRecipients;
 use sextant_domain::values::{
@@ -85,6 +86,9 @@ pub struct UpdateClient {
     /// Who the weekly report is e-mailed to, all at once (at most 20;
     /// empty: no one).
     pub report_recipients: Option<ReportRecipients>,
+    /// Either alert limit of the client's sending resources; one left out
+    /// stays as it is.
+    pub alert_limits: Option<AlertLimitsChange>,
 }
 
 /// Answers the position of the change.
@@ -107,6 +111,7 @@ pub async fn update(
         data_sharing_consent: input.data_sharing_consent,
         maturity: input.maturity,
         report_recipients: input.report_recipients,
+        alert_limits: input.alert_limits,
     };
     Ok(execute(&app.clients, client_id, caller, command)
         .await?

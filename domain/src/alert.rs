@@ -149,6 +149,98 @@ impl Default for Thresholds {
     }
 }
 
+/// A rate a client sets as an alert's limit: a fraction of sends, above 0
+/// and at most 0.5 (a limit of half the sends bouncing alarms nobody).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct AlertRate(f64);
+
+impl AlertRate {
+    pub const MAX: f64 = 0.5;
+
+    pub fn value(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for AlertRate {
+    type Error = String;
+
+    fn try_from(value: f64) -> Result<Self, Self::Error> {
+        if value.is_finite() && value > 0.0 && value <= Self::MAX {
+            Ok(Self(value))
+        } else {
+            Err(format!(
+                "must be a fraction of sends above 0 and at most {} (0.03 is 3%), not {value}",
+                Self::MAX
+            ))
+        }
+    }
+}
+
+impl From<AlertRate> for f64 {
+    fn from(rate: AlertRate) -> f64 {
+        rate.0
+    }
+}
+
+/// The alert limits a client may set for its sending resources: above
+/// these rates over a resource's last sends, an alert is raised. The
+/// defaults are the [`Thresholds`] defaults (3% bounces, 0.1% complaints).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AlertLimits {
+    pub bounce_rate: AlertRate,
+    pub complaint_rate: AlertRate,
+}
+
+impl Default for AlertLimits {
+    fn default() -> Self {
+        let t = Thresholds::default();
+        Self {
+            bounce_rate: AlertRate(t.bounce_raise),
+            complaint_rate: AlertRate(t.complaint_raise),
+        }
+    }
+}
+
+/// A partial change of a client's alert limits: absent limits stay as they
+/// are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertLimitsChange {
+    pub bounce_rate: Option<AlertRate>,
+    pub complaint_rate: Option<AlertRate>,
+}
+
+impl AlertLimitsChange {
+    /// `current` with the limits this change names replaced.
+    pub fn applied_to(self, current: AlertLimits) -> AlertLimits {
+        AlertLimits {
+            bounce_rate: self.bounce_rate.unwrap_or(current.bounce_rate),
+            complaint_rate: self.complaint_rate.unwrap_or(current.complaint_rate),
+        }
+    }
+}
+
+impl Thresholds {
+    /// These thresholds with a client's own limits. Each resolve level
+    /// keeps the default's proportion to its raise level (two thirds for
+    /// bounces, half for complaints), so the hysteresis band scales with
+    /// the limit.
+    pub fn with_limits(self, limits: AlertLimits) -> Self {
+        let defaults = Self::default();
+        let bounce = limits.bounce_rate.value();
+        let complaint = limits.complaint_rate.value();
+        Self {
+            bounce_raise: bounce,
+            bounce_resolve: bounce * defaults.bounce_resolve / defaults.bounce_raise,
+            complaint_raise: complaint,
+            complaint_resolve: complaint * defaults.complaint_resolve / defaults.complaint_raise,
+            ..self
+        }
+    }
+}
+
 /// A rate with hysteresis: `events` of `sends` above `raise` raises, below
 /// `resolve` clears, in between (or on fewer than `min_sends`) holds.
 pub fn rate_signal(events: u64, sends: u64, min_sends: u64, raise: f64, resolve: f64) -> Signal {
@@ -603,6 +695,39 @@ mod tests {
         );
         assert_eq!(condition_id(CLIENT, &key).get_version_num(), 8);
         assert_eq!(alert_id(condition_id(CLIENT, &key), 1).get_version_num(), 8);
+    }
+
+    #[test]
+    fn a_clients_own_limits_move_the_raise_and_resolve_levels_in_proportion() {
+        let limits = AlertLimitsChange {
+            bounce_rate: Some(AlertRate::try_from(0.06).expect("a rate")),
+            complaint_rate: None,
+        }
+        .applied_to(AlertLimits::default());
+        let t = Thresholds::default().with_limits(limits);
+        assert_eq!(t.bounce_raise, 0.06);
+        assert!((t.bounce_resolve - 0.04).abs() < 1e-12, "{}", t.bounce_resolve);
+        assert_eq!(t.complaint_raise, 0.001, "a limit left out keeps the default");
+        assert_eq!(t.complaint_resolve, 0.0005);
+        let signal = |bounces| rate_signal(bounces, 200, 100, t.bounce_raise, t.bounce_resolve);
+        assert_eq!(signal(8), Signal::Hold, "4% is below this client's 6%");
+        assert_eq!(signal(13), Signal::Raise, "6.5%");
+        assert_eq!(signal(7), Signal::Clear, "3.5% is below two thirds of 6%");
+        assert_eq!(AlertLimits::default().bounce_rate.value(), 0.03);
+        assert_eq!(AlertLimits::default().complaint_rate.value(), 0.001);
+    }
+
+    #[test]
+    fn an_alert_rate_is_a_fraction_above_zero_and_at_most_a_half() {
+        for bad in [0.0, -0.01, 0.51, 3.0, f64::NAN, f64::INFINITY] {
+            assert!(AlertRate::try_from(bad).is_err(), "{bad}");
+        }
+        for good in [0.0001, 0.03, 0.5] {
+            assert!(AlertRate::try_from(good).is_ok(), "{good}");
+        }
+        let parsed: Result<AlertLimitsChange, _> =
+            serde_json::from_str(r#"{"bounce_rate": 3}"#);
+        assert!(parsed.is_err(), "3 is 300%, not 3%");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::aggregate_types;
+use crate::alert::{AlertLimits, AlertLimitsChange};
 use crate::report::ReportRecipients;
 use crate::values::{
     ClientName, ClientStatus, CompanySize, ConfidenceThreshold, DailyCap, Industry, KeyLabel,
@@ -86,6 +87,8 @@ pub enum ClientCommand {
         /// Who the weekly report is e-mailed to, all at once (empty: no
         /// one).
         report_recipients: Option<ReportRecipients>,
+        /// Any of the alert limits of its sending resources.
+        alert_limits: Option<AlertLimitsChange>,
     },
     IssueApiKey {
         key_id: Uuid,
@@ -142,6 +145,10 @@ pub enum ClientEvent {
     ReportRecipientsChanged {
         report_recipients: ReportRecipients,
     },
+    /// Some of the alert limits changed; both as they now are.
+    AlertLimitsChanged {
+        alert_limits: AlertLimits,
+    },
     DataSharingConsentGiven,
     DataSharingConsentWithdrawn,
     ApiKeyIssued {
@@ -181,6 +188,7 @@ impl DomainEvent for ClientEvent {
             Self::PermissionModeChanged { .. } => "permission_mode_changed",
             Self::MaturityWindowsChanged { .. } => "maturity_windows_changed",
             Self::ReportRecipientsChanged { .. } => "report_recipients_changed",
+            Self::AlertLimitsChanged { .. } => "alert_limits_changed",
             Self::DataSharingConsentGiven => "data_sharing_consent_given",
             Self::DataSharingConsentWithdrawn => "data_sharing_consent_withdrawn",
             Self::ApiKeyIssued { .. } => "api_key_issued",
@@ -238,6 +246,8 @@ pub struct Client {
     maturity: MaturityWindows,
     #[serde(default)]
     report_recipients: ReportRecipients,
+    #[serde(default)]
+    alert_limits: AlertLimits,
     status: ClientStatus,
     keys: BTreeMap<Uuid, KeyState>,
     /// `kind:address` → daily cap.
@@ -294,6 +304,7 @@ impl Client {
                 data_sharing_consent,
                 maturity,
                 report_recipients,
+                alert_limits,
             } => {
                 let next = Profile {
                     name: profile.name.unwrap_or_else(|| current.name.clone()),
@@ -332,6 +343,14 @@ impl Client {
                     if recipients != self.report_recipients {
                         events.push(ClientEvent::ReportRecipientsChanged {
                             report_recipients: recipients,
+                        });
+                    }
+                }
+                if let Some(change) = alert_limits {
+                    let limits = change.applied_to(self.alert_limits);
+                    if limits != self.alert_limits {
+                        events.push(ClientEvent::AlertLimitsChanged {
+                            alert_limits: limits,
                         });
                     }
                 }
@@ -450,6 +469,12 @@ impl Client {
         &self.report_recipients
     }
 
+    /// The alert limits of the client's sending resources (the defaults
+    /// until set).
+    pub fn alert_limits(&self) -> AlertLimits {
+        self.alert_limits
+    }
+
     pub fn status(&self) -> ClientStatus {
         self.status
     }
@@ -507,6 +532,7 @@ impl Aggregate for Client {
             ClientEvent::ReportRecipientsChanged { report_recipients } => {
                 self.report_recipients = report_recipients
             }
+            ClientEvent::AlertLimitsChanged { alert_limits } => self.alert_limits = alert_limits,
             ClientEvent::DataSharingConsentGiven => self.data_sharing_consent = true,
             ClientEvent::DataSharingConsentWithdrawn => self.data_sharing_consent = false,
             ClientEvent::ApiKeyIssued { key_id, role, .. } => {
@@ -626,6 +652,7 @@ mod tests {
             data_sharing_consent: None,
             maturity,
             report_recipients: None,
+            alert_limits: None,
         }
     }
 
@@ -637,6 +664,7 @@ mod tests {
             data_sharing_consent: None,
             maturity: None,
             report_recipients: None,
+            alert_limits: None,
         }
     }
 
@@ -691,6 +719,7 @@ mod tests {
                 data_sharing_consent: Some(true),
                 maturity: None,
                 report_recipients: None,
+                alert_limits: None,
             })
             .then_expect_events(vec![
                 ClientEvent::ProfileUpdated {
@@ -725,6 +754,7 @@ mod tests {
                     ..MaturityWindowsChange::default()
                 }),
                 report_recipients: Some(ReportRecipients::default()),
+                alert_limits: Some(AlertLimitsChange::default()),
             })
             .then_expect_events(vec![]);
     }
@@ -744,6 +774,7 @@ mod tests {
             data_sharing_consent: None,
             maturity: None,
             report_recipients,
+            alert_limits: None,
         };
         let changed = ClientEvent::ReportRecipientsChanged {
             report_recipients: recipients.clone(),
@@ -771,6 +802,54 @@ mod tests {
     }
 
     #[test]
+    fn alert_limits_change_only_as_named_and_only_when_they_differ() {
+        use crate::alert::AlertRate;
+        let rate = |value: f64| AlertRate::try_from(value).expect("a rate");
+        let change = |bounce: Option<f64>| ClientCommand::UpdateClient {
+            profile: ProfileChange::default(),
+            permission_mode: None,
+            autopilot_threshold: None,
+            data_sharing_consent: None,
+            maturity: None,
+            report_recipients: None,
+            alert_limits: Some(AlertLimitsChange {
+                bounce_rate: bounce.map(rate),
+                complaint_rate: None,
+            }),
+        };
+        let raised = AlertLimits {
+            bounce_rate: rate(0.05),
+            ..AlertLimits::default()
+        };
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(change(Some(0.05)))
+            .then_expect_events(vec![ClientEvent::AlertLimitsChanged {
+                alert_limits: raised,
+            }]);
+        ClientTest::with(())
+            .given(vec![
+                registered(),
+                ClientEvent::AlertLimitsChanged {
+                    alert_limits: raised,
+                },
+            ])
+            .when(change(Some(0.05)))
+            .then_expect_events(vec![]);
+        ClientTest::with(())
+            .given(vec![registered()])
+            .when(change(Some(0.03)))
+            .then_expect_events(vec![]);
+        let mut client = Client::default();
+        client.apply(registered());
+        assert_eq!(client.alert_limits(), AlertLimits::default());
+        client.apply(ClientEvent::AlertLimitsChanged {
+            alert_limits: raised,
+        });
+        assert_eq!(client.alert_limits(), raised);
+    }
+
+    #[test]
     fn consent_can_be_withdrawn_once_given() {
         ClientTest::with(())
             .given(vec![registered(), ClientEvent::DataSharingConsentGiven])
@@ -781,6 +860,7 @@ mod tests {
                 data_sharing_consent: Some(false),
                 maturity: None,
                 report_recipients: None,
+                alert_limits: None,
             })
             .then_expect_events(vec![ClientEvent::DataSharingConsentWithdrawn]);
     }

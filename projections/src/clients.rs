@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sextant_adapters::keys;
 use sextant_adapters::stream::RecordedEvent;
 use sextant_domain::aggregate_types;
+use sextant_domain::alert::AlertLimits;
 use sextant_domain::client::{ClientEvent, Profile};
 use sextant_domain::values::{
     ConfidenceThreshold, DailyCap, MaturityWindows, PermissionMode, Provider, Reason,
@@ -78,6 +79,9 @@ impl Projection for ClientsProjection {
             }
             ClientEvent::ReportRecipientsChanged { report_recipients } => {
                 report_recipients_changed(conn, row, report_recipients.into()).await?
+            }
+            ClientEvent::AlertLimitsChanged { alert_limits } => {
+                alert_limits_changed(conn, row, alert_limits).await?
             }
             ClientEvent::DataSharingConsentGiven => {
                 set_client_field(conn, row, "data_sharing_consent = true").await?
@@ -244,6 +248,25 @@ async fn report_recipients_changed(
     )
     .bind(row.client_id)
     .bind(recipients)
+    .bind(row.at)
+    .bind(row.position)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn alert_limits_changed(
+    conn: &mut PgConnection,
+    row: Row,
+    limits: AlertLimits,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE clients_view SET bounce_alert_rate = $2, complaint_alert_rate = $3, \
+         updated_at = $4, position = $5 WHERE client_id = $1",
+    )
+    .bind(row.client_id)
+    .bind(limits.bounce_rate.value())
+    .bind(limits.complaint_rate.value())
     .bind(row.at)
     .bind(row.position)
     .execute(conn)

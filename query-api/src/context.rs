@@ -1,5 +1,6 @@
 //! Context reads: the document now or at a version or time, each agent's
-//! view, the version list, diffs, and the approval queue.
+//! view, the version list, diffs, the approval queue of a client and of
+//! every client (the operator's), and one update.
 
 use axum::extract::{Path, State};
 use axum::http::header::{ETAG, IF_NONE_MATCH};
@@ -10,8 +11,11 @@ use axum::Router;
 use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
-use sextant_adapters::http::{positioned, set_position, ClientScope, Problem, StrictQuery};
+use sextant_adapters::http::{
+    positioned, set_position, ClientScope, OperatorKey, Problem, StrictQuery,
+};
 use sextant_application::read_model::clients;
 use sextant_application::read_model::context::{self, At};
 use sextant_domain::context::json::diff;
@@ -34,7 +38,12 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v1/clients/{client_id}/context/versions", get(versions))
         .route("/v1/clients/{client_id}/context/diff", get(diff_versions))
+        .route(
+            "/v1/clients/{client_id}/context/updates/{update_id}",
+            get(update),
+        )
         .route("/v1/clients/{client_id}/approvals", get(approvals))
+        .route("/v1/approvals", get(every_clients_approvals))
 }
 
 /// Which version a query asks for: `version`, the latest at time `at`, or
@@ -46,22 +55,23 @@ fn at_of(version: Option<i64>, at: Option<&str>) -> Result<At, Problem> {
             "give version or at, not both",
         )),
         (Some(v), None) => Ok(At::Version(v)),
-        (None, Some(at)) => Ok(At::Time(time_of(at)?)),
+        (None, Some(at)) => Ok(At::Time(time_of("at", at)?)),
         (None, None) => Ok(At::Now),
     }
 }
 
-/// `at`: an RFC 3339 time in the years 0000 to 9999 (UTC), the years RFC
-/// 3339 can write. chrono reads years far beyond what Postgres `timestamptz`
-/// holds, and the query would fail on such a one rather than answer.
-fn time_of(text: &str) -> Result<DateTime<Utc>, Problem> {
+/// A time parameter (`at`, `since`, `until`), named `field`: an RFC 3339
+/// time in the years 0000 to 9999 (UTC), the years RFC 3339 can write.
+/// chrono reads years far beyond what Postgres `timestamptz` holds, and the
+/// query would fail on such a one rather than answer.
+pub(crate) fn time_of(field: &str, text: &str) -> Result<DateTime<Utc>, Problem> {
     let at = text
         .parse::<DateTime<FixedOffset>>()
-        .map_err(|err| Problem::invalid_field("at", format!("must be an RFC 3339 time: {err}")))?
+        .map_err(|err| Problem::invalid_field(field, format!("must be an RFC 3339 time: {err}")))?
         .with_timezone(&Utc);
     if !(0..=9999).contains(&at.year()) {
         return Err(Problem::invalid_field(
-            "at",
+            field,
             "must lie in the years 0000 to 9999",
         ));
     }
@@ -222,6 +232,9 @@ struct ApprovalParams {
     /// one is answered naming `status` rather than the whole query.
     status: Option<String>,
     limit: Option<i64>,
+    /// Keyset cursor: the `next_after` of the previous page (an update id),
+    /// read by the handler so that a bad one is answered naming `after`.
+    after: Option<String>,
 }
 
 /// Which updates the approval queue lists.
@@ -272,13 +285,55 @@ async fn approvals(
 ) -> Result<Response, ApiError> {
     let limit = crate::clients::page_size(params.limit)?;
     let (status, via) = ApprovalFilter::parse(params.status.as_deref())?.columns();
+    let after = crate::clients::cursor("after", params.after.as_deref())?;
     // The client is looked up in the clients read model: it must have
     // reached the position too.
     reach(&state, ProjectionName::Clients, params.min_position).await?;
     let position = reach(&state, PROJECTION, params.min_position).await?;
     clients::known(&state.pool, client_id).await?;
-    let queue = context::approvals(&state.pool, client_id, status, via, limit).await?;
+    let queue = context::approvals(&state.pool, Some(client_id), status, via, after, limit).await?;
     Ok(positioned(StatusCode::OK, &queue, position))
+}
+
+/// The queue across every client, for the operator: each item names its
+/// client.
+async fn every_clients_approvals(
+    State(state): State<AppState>,
+    _: OperatorKey,
+    StrictQuery(params): StrictQuery<ApprovalParams>,
+) -> Result<Response, ApiError> {
+    let limit = crate::clients::page_size(params.limit)?;
+    let (status, via) = ApprovalFilter::parse(params.status.as_deref())?.columns();
+    let after = crate::clients::cursor("after", params.after.as_deref())?;
+    let position = reach(&state, PROJECTION, params.min_position).await?;
+    let queue = context::approvals(&state.pool, None, status, via, after, limit).await?;
+    Ok(positioned(StatusCode::OK, &queue, position))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateParams {
+    min_position: Option<i64>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    ClientScope { client_id, .. }: ClientScope,
+    Path((_, update_id)): Path<(String, String)>,
+    StrictQuery(params): StrictQuery<UpdateParams>,
+) -> Result<Response, ApiError> {
+    // An id that does not parse names no update, as an unknown one.
+    let update_id =
+        Uuid::try_parse(&update_id).map_err(|_| Problem::not_found("no such update"))?;
+    // The client is looked up in the clients read model: it must have
+    // reached the position too.
+    reach(&state, ProjectionName::Clients, params.min_position).await?;
+    let position = reach(&state, PROJECTION, params.min_position).await?;
+    clients::known(&state.pool, client_id).await?;
+    let row = context::update(&state.pool, client_id, update_id)
+        .await?
+        .ok_or_else(|| Problem::not_found("no such update"))?;
+    Ok(positioned(StatusCode::OK, &row, position))
 }
 
 #[cfg(test)]
@@ -287,8 +342,8 @@ mod tests {
 
     #[test]
     fn at_is_a_time_postgres_can_hold_or_a_422_naming_at() {
-        assert!(time_of("2026-11-18T10:00:00Z").is_ok());
-        assert!(time_of("0000-01-01T00:00:00Z").is_ok());
+        assert!(time_of("at", "2026-11-18T10:00:00Z").is_ok());
+        assert!(time_of("at", "0000-01-01T00:00:00Z").is_ok());
         for text in [
             "-5000-01-01T00:00:00Z",
             "+275000-01-01T00:00:00Z",
@@ -296,7 +351,7 @@ mod tests {
             "2026-13-45T99:99:99Z",
             "",
         ] {
-            let refused = time_of(text).expect_err(text);
+            let refused = time_of("at", text).expect_err(text);
             assert_eq!(
                 (refused.status, refused.errors[0].field.as_str()),
                 (422, "at"),

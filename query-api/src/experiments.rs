@@ -1,4 +1,5 @@
-//! Experiments: results per variant with the decision, and assignment.
+//! Experiments: a client's list, results per variant with the decision,
+//! and assignment.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,7 +11,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use sextant_adapters::http::{positioned, ClientScope, Problem, StrictQuery};
-use sextant_application::read_model::experiments;
+use sextant_application::read_model::clients;
+use sextant_application::read_model::experiments::{self, StatusFilter};
 use sextant_domain::experiment::assign;
 use sextant_domain::send::input::parse_lead_ref;
 use sextant_projections::ProjectionName;
@@ -21,6 +23,7 @@ use sextant_application::ApiError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/clients/{client_id}/experiments", get(list))
         .route(
             "/v1/clients/{client_id}/experiments/{experiment_id}",
             get(show),
@@ -29,6 +32,51 @@ pub fn router() -> Router<AppState> {
             "/v1/clients/{client_id}/experiments/{experiment_id}/assignment",
             get(assignment),
         )
+}
+
+/// The cursor and the status are read by the handler, so that a bad one is
+/// answered naming it rather than the whole query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    min_position: Option<i64>,
+    status: Option<String>,
+    limit: Option<i64>,
+    /// Keyset cursor: the `next_before` of the previous page (an
+    /// experiment id).
+    before: Option<String>,
+}
+
+fn status_of(text: Option<&str>) -> Result<StatusFilter, Problem> {
+    match text {
+        None => Ok(StatusFilter::default()),
+        Some("running") => Ok(StatusFilter::Running),
+        Some("concluded") => Ok(StatusFilter::Concluded),
+        Some("all") => Ok(StatusFilter::All),
+        Some(_) => Err(Problem::invalid_field(
+            "status",
+            "must be one of: running, concluded, all",
+        )),
+    }
+}
+
+/// The experiments themselves, without results: those are computed from
+/// the sends per experiment, one at a time ([`show`]).
+async fn list(
+    State(state): State<AppState>,
+    ClientScope { client_id, .. }: ClientScope,
+    StrictQuery(params): StrictQuery<ListParams>,
+) -> Result<Response, ApiError> {
+    let status = status_of(params.status.as_deref())?;
+    let limit = crate::clients::page_size(params.limit)?;
+    let before = crate::clients::cursor("before", params.before.as_deref())?;
+    // The client is looked up in the clients read model: it must have
+    // reached the position too.
+    reach(&state, ProjectionName::Clients, params.min_position).await?;
+    let position = reach(&state, ProjectionName::Experiments, params.min_position).await?;
+    clients::known(&state.pool, client_id).await?;
+    let page = experiments::list(&state.pool, client_id, status, before, limit).await?;
+    Ok(positioned(StatusCode::OK, &page, position))
 }
 
 #[derive(Debug, Deserialize)]

@@ -631,3 +631,157 @@ async fn two_command_processes_raise_one_alert_per_condition() {
     assert_eq!(raised_for_client, 1);
     app.stop().await;
 }
+
+/// 200 sends from `resource`, `bad` of them drawing an outcome of `kind`.
+fn sends_with(
+    prefix: &str,
+    resource: &str,
+    kind: &str,
+    bad: i64,
+    start: DateTime<Utc>,
+) -> (Vec<Value>, Vec<Value>) {
+    let sends = (0..200)
+        .map(|i| {
+            send(
+                &format!("{prefix}{i:03}"),
+                resource,
+                start + chrono::Duration::minutes(i),
+            )
+        })
+        .collect();
+    let outcomes = (0..bad)
+        .map(|i| {
+            let at = start + chrono::Duration::minutes(i * 20 + 1);
+            outcome(&format!("{prefix}{:03}", i * 20), kind, at)
+        })
+        .collect();
+    (sends, outcomes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_spam_complaint_in_a_mailboxs_last_200_sends_raises_a_complaint_alert() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let (client, _) = app.register_client("Acme").await;
+    let reader = app.issue_key(client, "reader").await;
+    let start = Utc::now() - chrono::Duration::hours(10);
+    // One complaint in 200 sends is 0.5%: above the 0.1% limit.
+    let (sends, complaints) = sends_with("c", RESOURCE, "complained", 1, start);
+    ingest_and_wait(&env, &app, client, &sends, &complaints).await;
+
+    let first = detect(&app).await;
+    let raised = first.body["raised"].as_array().cloned().unwrap_or_default();
+    assert_eq!(raised.len(), 1, "{first:?}");
+    assert_eq!(raised[0]["condition"], "complaint_rate");
+    assert_eq!(raised[0]["subject"], RESOURCE);
+    let open = alerts(&app, client, &reader, "open", first.position()).await;
+    assert_eq!(conditions(&open), ["complaint_rate"], "{open:?}");
+    assert_eq!(open[0]["evidence"]["complaints"], 1);
+    assert_eq!(open[0]["evidence"]["sends"], 200);
+    assert_eq!(open[0]["evidence"]["raise_above"], 0.001);
+    let key = format!("complaint_rate:{RESOURCE}");
+    assert_eq!(detect(&app).await.body["raised"], json!([]));
+    assert_eq!(alert_events(&env, "alert_raised", &key).await, 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_raised_its_bounce_limit_is_not_alerted_at_four_percent_while_another_is() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let (lenient, _) = app.register_client("Lenient").await;
+    let (strict, _) = app.register_client("Strict").await;
+    let admin = app.issue_key(lenient, "admin").await;
+    let changed = app
+        .command(
+            Method::PATCH,
+            &format!("/v1/clients/{lenient}"),
+            Some(&admin),
+            Some(json!({ "alert_limits": { "bounce_rate": 0.05 } })),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
+    let detail = app
+        .query(
+            &format!("/v1/clients/{lenient}?min_position={}", changed.position()),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        detail.body["alert_limits"],
+        json!({ "bounce_rate": 0.05, "complaint_rate": 0.001 }),
+        "{detail:?}"
+    );
+
+    // Both send 200 mails from their own mailbox, 8 of them bounced (4%).
+    let start = Utc::now() - chrono::Duration::hours(10);
+    let (sends, bounces) = sends_with("l", "sdr@lenient.example", "bounced", 8, start);
+    ingest_and_wait(&env, &app, lenient, &sends, &bounces).await;
+    let (sends, bounces) = sends_with("s", "sdr@strict.example", "bounced", 8, start);
+    ingest_and_wait(&env, &app, strict, &sends, &bounces).await;
+
+    let detection = detect(&app).await;
+    let raised = detection.body["raised"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(raised.len(), 1, "{detection:?}");
+    assert_eq!(raised[0]["client_id"], json!(strict));
+    assert_eq!(raised[0]["subject"], "sdr@strict.example");
+
+    // At 11 bounces (5.5%) the lenient client's own limit is crossed too.
+    let more: Vec<Value> = (8..11)
+        .map(|i| {
+            let at = start + chrono::Duration::minutes(i * 15 + 2);
+            outcome(&format!("l{:03}", i * 15 + 1), "bounced", at)
+        })
+        .collect();
+    ingest_and_wait(&env, &app, lenient, &[], &more).await;
+    let detection = detect(&app).await;
+    let raised = detection.body["raised"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(raised.len(), 1, "{detection:?}");
+    assert_eq!(raised[0]["client_id"], json!(lenient));
+    let open = alerts(&app, lenient, &admin, "open", detection.position()).await;
+    assert_eq!(open[0]["evidence"]["raise_above"], 0.05, "{open:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_limit_outside_what_a_rate_can_be_is_refused_naming_the_field_and_writes_nothing()
+{
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let (client, _) = app.register_client("Acme").await;
+    let admin = app.issue_key(client, "admin").await;
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&env.pool)
+        .await
+        .expect("count events");
+    for (body, field) in [
+        (json!({ "alert_limits": { "bounce_rate": 3 } }), "alert_limits"),
+        (json!({ "alert_limits": { "complaint_rate": 0 } }), "alert_limits"),
+        (json!({ "alert_limits": { "spam_rate": 0.01 } }), "alert_limits"),
+        (json!({ "alert_limits": "strict" }), "alert_limits"),
+    ] {
+        let answer = app
+            .command(
+                Method::PATCH,
+                &format!("/v1/clients/{client}"),
+                Some(&admin),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer:?}");
+        let named = answer.body["errors"][0]["field"].as_str().unwrap_or("");
+        assert!(named.starts_with(field), "{body}: {answer:?}");
+    }
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&env.pool)
+        .await
+        .expect("count events");
+    assert_eq!(after, before, "a refused change writes nothing");
+    app.stop().await;
+}

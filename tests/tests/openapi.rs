@@ -8,7 +8,9 @@
 //! `smartlead`; `agent`: `email_strategist`; `lead_ref`:
 //! `lr_00000000000000000000000000000000`; `family`: `what`;
 //! `experiment_id`: an experiment of the client where the answers are
-//! checked, a random UUID where only routing is; `update_id` and anything
+//! checked, a random UUID where only routing is; `update_id`: on the query
+//! API a context update of the client where the answers are checked, else
+//! a random UUID, so that no review command acts on a real update; anything
 //! else: a random UUID), its required query parameters set to their
 //! documented `example` and, where it takes a body, an empty JSON object.
 
@@ -171,7 +173,7 @@ fn operations(doc: &Value) -> Vec<Operation> {
 }
 
 /// The path with its `{parameters}` filled in.
-fn fill(path: &str, client: Uuid, experiment: Uuid) -> String {
+fn fill(path: &str, client: Uuid, experiment: Uuid, update: Uuid) -> String {
     let mut filled = String::new();
     let mut rest = path;
     while let Some(open) = rest.find('{') {
@@ -188,7 +190,7 @@ fn fill(path: &str, client: Uuid, experiment: Uuid) -> String {
             "lead_ref" => filled.push_str("lr_00000000000000000000000000000000"),
             "family" => filled.push_str("what"),
             "experiment_id" => filled.push_str(&experiment.to_string()),
-            "update_id" => filled.push_str(&Uuid::new_v4().to_string()),
+            "update_id" => filled.push_str(&update.to_string()),
             _ => filled.push_str(&Uuid::new_v4().to_string()),
         }
         rest = &rest[close + 1..];
@@ -203,14 +205,19 @@ async fn call_every_operation(
     service: Service,
     client: Uuid,
     experiment: Uuid,
+    update: Option<Uuid>,
 ) -> (Value, Vec<(Operation, Answer)>) {
     let doc = document(app, service).await;
+    let update = match service {
+        Service::Query => update.unwrap_or_else(Uuid::new_v4),
+        Service::Command => Uuid::new_v4(),
+    };
     let mut answers = Vec::new();
     for operation in operations(&doc) {
         let mut url = format!(
             "{}{}",
             base(app, service),
-            fill(&operation.path, client, experiment)
+            fill(&operation.path, client, experiment, update)
         );
         if !operation.query.is_empty() {
             url = format!("{url}?{}", operation.query);
@@ -270,7 +277,7 @@ async fn every_documented_operation_is_routed_on_both_services() {
     // No such experiment: its operations answer 404 (documented), not "no such endpoint".
     let experiment = Uuid::new_v4();
     for service in SERVICES {
-        let (_, answers) = call_every_operation(&app, service, client, experiment).await;
+        let (_, answers) = call_every_operation(&app, service, client, experiment, None).await;
         assert!(!answers.is_empty(), "{service:?} documents nothing");
         for (operation, answer) in answers {
             // The command API adds where reads live to a GET's "no such endpoint".
@@ -314,20 +321,42 @@ async fn every_answer_is_one_the_document_lists_for_its_operation() {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("no experiment id: {created:?}"))
         .expect("the experiment has an id");
-    let position = created.position();
-    // The client and the experiment are in the read models, so that queries answer 200 too.
+    // A context update of the client (pending), so that the query of one
+    // update answers 200 too.
+    let proposed = app
+        .command(
+            Method::POST,
+            &format!("/v1/clients/{client}/context/updates"),
+            Some(OPERATOR_KEY),
+            Some(
+                json!({ "source": "crm_analysis", "patch": { "icp": { "regions": ["AU"] } },
+                "rationale": "won deals", "confidence": 0.5 }),
+            ),
+        )
+        .await;
+    assert_eq!(proposed.status, StatusCode::ACCEPTED, "{proposed:?}");
+    let update: Uuid = proposed.body["update_id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no update id: {proposed:?}"))
+        .expect("the update has an id");
+    let position = created.position().max(proposed.position());
+    // The client, the experiment and the update are in the read models, so
+    // that queries answer 200 too.
     env.eventually(
-        "the projections reach the registration and the experiment",
+        "the projections reach the registration, the experiment and the update",
         Duration::from_secs(20),
         || async {
             env.checkpoint("clients").await >= position
                 && env.checkpoint("audit").await >= position
                 && env.checkpoint("experiments").await >= position
+                && env.checkpoint("context").await >= position
         },
     )
     .await;
     for service in SERVICES {
-        let (doc, answers) = call_every_operation(&app, service, client, experiment).await;
+        let (doc, answers) =
+            call_every_operation(&app, service, client, experiment, Some(update)).await;
         for (operation, answer) in answers {
             if service == Service::Query {
                 // Every query reads a client that exists: its success body is checked.

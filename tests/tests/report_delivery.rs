@@ -388,5 +388,13 @@ async fn bad_recipients_are_refused_naming_the_field() {
             .await
             .expect("the recipients column");
     assert_eq!(stored, ["ops@acme.example"]);
+    let detail = running
+        .query(
+            &format!("/v1/clients/{client}?min_position={position}"),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{detail:?}");
+    assert_eq!(detail.body["report_recipients"], json!(["ops@acme.example"]));
     running.stop().await;
 }

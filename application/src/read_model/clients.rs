@@ -15,6 +15,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use sextant_adapters::http::{Principal, Problem};
+use sextant_domain::alert::{AlertLimits, AlertRate};
 use sextant_domain::inference::Windows;
 use sextant_domain::values::{Role, TimeZone, Tz};
 
@@ -35,6 +36,10 @@ pub struct ClientRow {
     pub timezone: String,
     #[sqlx(flatten)]
     pub maturity: MaturityRow,
+    /// Who the weekly report is e-mailed to.
+    pub report_recipients: Vec<String>,
+    #[sqlx(flatten)]
+    pub alert_limits: AlertLimitsRow,
     pub status: String,
     pub suspended_reason: Option<String>,
     pub registered_at: DateTime<Utc>,
@@ -52,9 +57,34 @@ pub struct MaturityRow {
     pub conversion_days: i32,
 }
 
+/// The rates above which a sending resource of the client raises an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, FromRow)]
+pub struct AlertLimitsRow {
+    #[sqlx(rename = "bounce_alert_rate")]
+    pub bounce_rate: f64,
+    #[sqlx(rename = "complaint_alert_rate")]
+    pub complaint_rate: f64,
+}
+
+impl AlertLimitsRow {
+    /// The limits as the domain knows them; a row the projection wrote
+    /// always holds valid rates.
+    pub fn limits(self) -> Result<AlertLimits, sqlx::Error> {
+        let rate = |column: &str, value: f64| {
+            AlertRate::try_from(value)
+                .map_err(|e| sqlx::Error::Decode(format!("clients_view.{column}: {e}").into()))
+        };
+        Ok(AlertLimits {
+            bounce_rate: rate("bounce_alert_rate", self.bounce_rate)?,
+            complaint_rate: rate("complaint_alert_rate", self.complaint_rate)?,
+        })
+    }
+}
+
 const CLIENT_COLUMNS: &str = "client_id, name, industry, company_size, region, permission_mode, \
      autopilot_threshold, data_sharing_consent, timezone, reply_window_days, meeting_window_days, \
-     conversion_window_days, status, suspended_reason, registered_at, updated_at";
+     conversion_window_days, report_recipients, bounce_alert_rate, complaint_alert_rate, status, \
+     suspended_reason, registered_at, updated_at";
 
 /// A page of clients, by client id.
 #[derive(Debug, Clone, Serialize)]
@@ -285,12 +315,70 @@ pub struct AuditPage {
     pub next_before: Option<i64>,
 }
 
-/// Up to `limit` events of the client's audit trail below the position
-/// `before` (from the newest if `None`), key hashes and secret fingerprints
-/// as `credentials` allows.
+/// Every event type Sextant records (as docs/asyncapi.yaml lists them):
+/// what an audit trail may be filtered by.
+pub const EVENT_TYPES: [&str; 37] = [
+    "client_registered",
+    "profile_updated",
+    "permission_mode_changed",
+    "maturity_windows_changed",
+    "alert_limits_changed",
+    "data_sharing_consent_given",
+    "data_sharing_consent_withdrawn",
+    "api_key_issued",
+    "api_key_revoked",
+    "webhook_secret_set",
+    "resource_registered",
+    "resource_cap_changed",
+    "client_suspended",
+    "client_reactivated",
+    "update_proposed",
+    "update_approved",
+    "update_modified",
+    "update_applied",
+    "update_rejected",
+    "update_superseded",
+    "update_withdrawn",
+    "rolled_back",
+    "document_captured",
+    "send_recorded",
+    "outcome_recorded",
+    "reply_classified",
+    "authorization_decided",
+    "lead_erased",
+    "experiment_created",
+    "experiment_concluded",
+    "alert_raised",
+    "alert_resolved",
+    "alert_acknowledged",
+    "report_recipients_changed",
+    "report_published",
+    "report_delivery_failed",
+    "report_delivered",
+];
+
+/// Which events of an audit trail a page holds; every given part must
+/// hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// As the event's metadata records it (`operator`, `key:<key id>`,
+    /// `webhook:<provider>`, `system:<component>`).
+    pub actor: Option<String>,
+    /// One of [`EVENT_TYPES`].
+    pub event_type: Option<&'static str>,
+    /// Recorded at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Recorded before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Up to `limit` events of the client's audit trail that `filter` admits,
+/// below the position `before` (from the newest if `None`), key hashes and
+/// secret fingerprints as `credentials` allows.
 pub async fn audit(
     pool: &PgPool,
     client_id: Uuid,
+    filter: &AuditFilter,
     before: Option<i64>,
     limit: i64,
     credentials: Credentials,
@@ -302,6 +390,9 @@ pub async fn audit(
          e.metadata->>$5 AS correlation_id, e.recorded_at, e.payload AS data \
          FROM audit_log a JOIN events e ON e.global_position = a.global_position \
          WHERE a.client_id = $1 AND a.global_position < $2 \
+           AND ($6::text IS NULL OR e.metadata->>$4 = $6) AND ($7::text IS NULL OR e.event_type = $7) \
+           AND e.recorded_at >= COALESCE($8::timestamptz, '-infinity'::timestamptz) \
+           AND e.recorded_at < COALESCE($9::timestamptz, 'infinity'::timestamptz) \
          ORDER BY a.global_position DESC LIMIT $3",
     )
     .bind(client_id)
@@ -309,6 +400,10 @@ pub async fn audit(
     .bind(limit + 1)
     .bind(sextant_domain::metadata::ACTOR)
     .bind(sextant_domain::metadata::CORRELATION_ID)
+    .bind(filter.actor.as_deref())
+    .bind(filter.event_type)
+    .bind(filter.since)
+    .bind(filter.until)
     .fetch_all(pool)
     .await?;
     let more = items.len() as i64 > limit;

@@ -1,5 +1,6 @@
 //! Context reads: the document now or at a version or time, the version
-//! list, and the approval queue. Documents and patches are served with the
+//! list, the approval queue (of a client or of every client) and one
+//! update. Documents and patches are served with the
 //! values of document insights in place of their references
 //! ([`crate::insights`]); an erased value is left out.
 
@@ -12,6 +13,7 @@ use uuid::Uuid;
 use sextant_adapters::http::Problem;
 use sextant_domain::context::{AppliedVia, UpdateStatus};
 
+use super::paging::split;
 use crate::{insights, Result};
 
 /// The document at one version.
@@ -143,6 +145,8 @@ pub async fn versions(
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct UpdateRow {
     pub update_id: Uuid,
+    /// The client it was proposed for: the operator's queue spans clients.
+    pub client_id: Uuid,
     pub source: String,
     pub status: String,
     pub route: String,
@@ -168,39 +172,108 @@ pub struct UpdateRow {
     pub via: Option<String>,
 }
 
-/// The approval queue: updates as listed for review.
+/// The columns of an [`UpdateRow`], from `context_updates`.
+const UPDATE_COLUMNS: &str = "update_id, client_id, source, status, route, patch, modified_patch, \
+     paths, base_version, rationale, evidence, confidence, proposed_by, proposed_at, \
+     EXTRACT(EPOCH FROM (now() - proposed_at))::float8 AS age_seconds, decided_by, decided_at, note, \
+     reason, superseded_by, withdrawal_evidence, version, via";
+
+/// The approval queue: updates as listed for review, oldest proposal first.
 #[derive(Debug, Clone, Serialize)]
 pub struct Approvals {
     pub items: Vec<UpdateRow>,
+    /// The cursor of the next page (`after`: the last update id of this
+    /// one); `None` on the last.
+    pub next_after: Option<Uuid>,
 }
 
-/// Up to `limit` of the client's updates, oldest proposal first; only those
-/// in `status` and only those applied `via`, when given.
+/// Up to `limit` updates of one client or (`None`) of every client, oldest
+/// proposal first, after the update `after` (from the first if `None`);
+/// only those in `status` and only those applied `via`, when given. An
+/// `after` that names no update (of the client, when one is given) is
+/// refused naming `after`.
 pub async fn approvals(
     pool: &PgPool,
-    client_id: Uuid,
+    client_id: Option<Uuid>,
     status: Option<UpdateStatus>,
     via: Option<AppliedVia>,
+    after: Option<Uuid>,
     limit: i64,
 ) -> Result<Approvals> {
-    let mut items: Vec<UpdateRow> = sqlx::query_as(
-        "SELECT update_id, source, status, route, patch, modified_patch, paths, base_version, rationale, \
-         evidence, confidence, proposed_by, proposed_at, \
-         EXTRACT(EPOCH FROM (now() - proposed_at))::float8 AS age_seconds, decided_by, decided_at, note, \
-         reason, superseded_by, withdrawal_evidence, version, via FROM context_updates \
-         WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR via = $3) \
-         ORDER BY proposed_at, update_id LIMIT $4",
-    )
+    let cursor: Option<(DateTime<Utc>, Uuid)> = match after {
+        None => None,
+        Some(after) => Some(
+            sqlx::query_as(
+                "SELECT proposed_at, update_id FROM context_updates \
+                 WHERE update_id = $1 AND ($2::uuid IS NULL OR client_id = $2)",
+            )
+            .bind(after)
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or_else(|| {
+                Problem::invalid_field(
+                    "after",
+                    "names no update of this list: pass the next_after of a previous page",
+                )
+            })?,
+        ),
+    };
+    let (after_at, after_id) = cursor.unzip();
+    // Without a cursor the bound is (-infinity, nil), below every row, so
+    // that one statement (and one index range) serves every page.
+    let rows: Vec<UpdateRow> = sqlx::query_as(&format!(
+        "SELECT {UPDATE_COLUMNS} FROM context_updates \
+         WHERE ($1::uuid IS NULL OR client_id = $1) AND ($2::text IS NULL OR status = $2) \
+           AND ($3::text IS NULL OR via = $3) \
+           AND (proposed_at, update_id) > (COALESCE($4::timestamptz, '-infinity'::timestamptz), \
+                                           COALESCE($5::uuid, '00000000-0000-0000-0000-000000000000'::uuid)) \
+         ORDER BY proposed_at, update_id LIMIT $6"
+    ))
     .bind(client_id)
     .bind(status.map(UpdateStatus::as_str))
     .bind(via.map(AppliedVia::as_str))
-    .bind(limit)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(limit + 1)
     .fetch_all(pool)
     .await?;
-    let patches: Vec<&mut Value> = items
-        .iter_mut()
-        .flat_map(|row| std::iter::once(&mut row.patch).chain(row.modified_patch.as_mut()))
-        .collect();
-    insights::resolve_all(pool, client_id, patches).await?;
-    Ok(Approvals { items })
+    let (mut items, next_after) = split(rows, limit, |row| row.update_id);
+    resolve_patches(pool, &mut items).await?;
+    Ok(Approvals { items, next_after })
+}
+
+/// One update of the client, as the approval queue lists it; `None` if the
+/// client has no such update.
+pub async fn update(pool: &PgPool, client_id: Uuid, update_id: Uuid) -> Result<Option<UpdateRow>> {
+    let row: Option<UpdateRow> = sqlx::query_as(&format!(
+        "SELECT {UPDATE_COLUMNS} FROM context_updates WHERE update_id = $1 AND client_id = $2"
+    ))
+    .bind(update_id)
+    .bind(client_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut items = vec![row];
+    resolve_patches(pool, &mut items).await?;
+    Ok(items.pop())
+}
+
+/// The patches of `items` with their insights' values in place, one query
+/// per client.
+async fn resolve_patches(pool: &PgPool, items: &mut [UpdateRow]) -> Result<()> {
+    let mut clients: Vec<Uuid> = items.iter().map(|row| row.client_id).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    for client_id in clients {
+        let patches: Vec<&mut Value> = items
+            .iter_mut()
+            .filter(|row| row.client_id == client_id)
+            .flat_map(|row| std::iter::once(&mut row.patch).chain(row.modified_patch.as_mut()))
+            .collect();
+        insights::resolve_all(pool, client_id, patches).await?;
+    }
+    Ok(())
 }

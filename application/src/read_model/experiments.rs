@@ -1,13 +1,17 @@
-//! An experiment with what its numbers say now: the experiments read model
-//! and each variant's counts per UTC day from the sends read model, judged
-//! by the domain's decision rule over the daily looks. Both services answer
+//! A client's experiments, newest first, and an experiment with what its
+//! numbers say now: the experiments read model and each variant's counts
+//! per UTC day from the sends read model, judged by the domain's decision
+//! rule over the daily looks. Both services answer
 //! from it: the query API shows it, the command API concludes on it.
 
 use chrono::NaiveDate;
 use uuid::Uuid;
 
+use sextant_adapters::http::Problem;
 use sextant_domain::experiment::{decide_over_looks, looks_from_daily, Decision, Variant};
 use sextant_domain::learning::Metric;
+
+use super::paging::split;
 
 /// Each variant's new sends and new events (by the experiment's metric) per
 /// UTC day, from the sends read model, in one query: a send counts on the
@@ -62,6 +66,90 @@ pub struct ExperimentRow {
     pub concluded_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// The columns of an [`ExperimentRow`], from `experiments_view`.
+const EXPERIMENT_COLUMNS: &str =
+    "experiment_id, name, variants, metric, status, winner, decision, created_at, concluded_at";
+
+/// Which experiments a list holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusFilter {
+    Running,
+    Concluded,
+    #[default]
+    All,
+}
+
+impl StatusFilter {
+    fn status(self) -> Option<&'static str> {
+        match self {
+            Self::Running => Some("running"),
+            Self::Concluded => Some("concluded"),
+            Self::All => None,
+        }
+    }
+}
+
+/// A page of a client's experiments, newest first.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExperimentPage {
+    pub items: Vec<ExperimentRow>,
+    /// The cursor of the next page (`before`: the last experiment id of
+    /// this one); `None` on the last.
+    pub next_before: Option<Uuid>,
+}
+
+/// Up to `limit` of the client's experiments in `status`, newest first,
+/// created before the experiment `before` (from the newest if `None`). A
+/// `before` that names no experiment of the client is refused naming
+/// `before`.
+pub async fn list(
+    pool: &sqlx::PgPool,
+    client_id: Uuid,
+    status: StatusFilter,
+    before: Option<Uuid>,
+    limit: i64,
+) -> crate::Result<ExperimentPage> {
+    let cursor: Option<(chrono::DateTime<chrono::Utc>, Uuid)> = match before {
+        None => None,
+        Some(before) => Some(
+            sqlx::query_as(
+                "SELECT created_at, experiment_id FROM experiments_view \
+                 WHERE experiment_id = $1 AND client_id = $2",
+            )
+            .bind(before)
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or_else(|| {
+                Problem::invalid_field(
+                    "before",
+                    "names no experiment of this client: pass the next_before of a previous page",
+                )
+            })?,
+        ),
+    };
+    let (before_at, before_id) = cursor.unzip();
+    // Without a cursor the bound is (infinity, max), above every row, so
+    // that one statement (and one index range) serves every page.
+    let rows: Vec<ExperimentRow> = sqlx::query_as(&format!(
+        "SELECT {EXPERIMENT_COLUMNS} FROM experiments_view \
+         WHERE client_id = $1 AND ($2::text IS NULL OR status = $2) \
+           AND (created_at, experiment_id) < (COALESCE($3::timestamptz, 'infinity'::timestamptz), \
+                COALESCE($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid)) \
+         ORDER BY created_at DESC, experiment_id DESC LIMIT $5"
+    ))
+    .bind(client_id)
+    .bind(status.status())
+    .bind(before_at)
+    .bind(before_id)
+    .bind(limit + 1)
+    .fetch_all(pool)
+    .await?;
+    let (items, next_before) = split(rows, limit, |row| row.experiment_id);
+    Ok(ExperimentPage { items, next_before })
+}
+
 /// An experiment of `client_id` with what its numbers say now, decided over
 /// a look at the end of each UTC day with data and one today
 /// (`decide_over_looks`); `None` if the client has no such experiment.
@@ -70,10 +158,9 @@ pub async fn results(
     client_id: Uuid,
     experiment_id: Uuid,
 ) -> Result<Option<(ExperimentRow, Decision)>, anyhow::Error> {
-    let row: Option<ExperimentRow> = sqlx::query_as(
-        "SELECT experiment_id, name, variants, metric, status, winner, decision, created_at, concluded_at \
-         FROM experiments_view WHERE experiment_id = $1 AND client_id = $2",
-    )
+    let row: Option<ExperimentRow> = sqlx::query_as(&format!(
+        "SELECT {EXPERIMENT_COLUMNS} FROM experiments_view WHERE experiment_id = $1 AND client_id = $2"
+    ))
     .bind(experiment_id)
     .bind(client_id)
     .fetch_optional(pool)

@@ -11,6 +11,8 @@ use uuid::Uuid;
 
 use super::load::{closed_loop, send_json};
 use super::{Figure, Scale, Target};
+use sextant_projections::runtime::Projection;
+
 use crate::{Parts, Running, TestEnv, OPERATOR_KEY};
 
 /// Items in one posted batch.
@@ -125,8 +127,23 @@ pub async fn ingest_commit_only(scale: Scale) -> anyhow::Result<f64> {
 }
 
 async fn ingest(scale: Scale, parts: Parts) -> anyhow::Result<(f64, f64)> {
+    ingest_projecting(scale, parts, sextant_projections::all()).await
+}
+
+/// Batch ingest end to end with only `projections` running: the reports
+/// row compares ingest with and without the `reports` projection. Answers
+/// events/s end to end and committed.
+pub async fn ingest_projecting(
+    scale: Scale,
+    parts: Parts,
+    projections: Vec<Arc<dyn Projection>>,
+) -> anyhow::Result<(f64, f64)> {
     let env = TestEnv::new().await;
-    let app = Arc::new(env.start_with(parts).await);
+    let names: Vec<&'static str> = projections.iter().map(|p| p.name()).collect();
+    let app = Arc::new(
+        env.start_projecting(&env.settings(), parts, projections)
+            .await,
+    );
     let (client, _) = app.register_client("Bench").await;
     let batches = scale.ingest_events / BATCH;
     // Bodies are made before the clock starts: the load generator shares
@@ -148,7 +165,7 @@ async fn ingest(scale: Scale, parts: Parts) -> anyhow::Result<(f64, f64)> {
     .await?;
     let (events, committed) = (load.done as f64, load.elapsed);
     if parts.relay {
-        caught_up(&env, started, Duration::from_secs(1800)).await?;
+        caught_up_for(&env, &names, started, Duration::from_secs(1800)).await?;
     }
     let projected = started.elapsed();
     tracing::info!(events, ?committed, ?projected, "ingest");
@@ -166,14 +183,28 @@ async fn ingest(scale: Scale, parts: Parts) -> anyhow::Result<(f64, f64)> {
 /// Waits until the outbox is empty and every projection has reached the
 /// head of the log, or `within` has passed since `started`.
 pub async fn caught_up(env: &TestEnv, started: Instant, within: Duration) -> anyhow::Result<()> {
+    let names: Vec<&'static str> = sextant_projections::all()
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    caught_up_for(env, &names, started, within).await
+}
+
+/// As [`caught_up`], for the projections named.
+async fn caught_up_for(
+    env: &TestEnv,
+    projections: &[&'static str],
+    started: Instant,
+    within: Duration,
+) -> anyhow::Result<()> {
     let head = sextant_adapters::db::head_position(&env.pool).await?;
     loop {
         // The relay's backlog by its cursor: counting the events due, every
         // 20 ms, cost a Postgres backend a second a time with half a
         // million of them.
         let mut done = sextant_adapters::relay::backlog(&env.pool).await?.0 == 0;
-        for projection in sextant_projections::all() {
-            done &= env.checkpoint(projection.name()).await >= head;
+        for projection in projections {
+            done &= env.checkpoint(projection).await >= head;
         }
         if done {
             return Ok(());

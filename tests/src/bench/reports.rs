@@ -13,8 +13,9 @@ use chrono::Utc;
 use sextant_application::reports::IsoWeek;
 use sextant_domain::values::Tz;
 
-use super::{Figure, Target};
-use crate::{TestEnv, OPERATOR_KEY};
+use super::ingest::ingest_projecting;
+use super::{Figure, Scale, Target};
+use crate::{Parts, TestEnv, OPERATOR_KEY};
 
 /// Requests timed per form.
 const REQUESTS: usize = 200;
@@ -134,4 +135,34 @@ pub async fn weekly_reports() -> anyhow::Result<Vec<Figure>> {
         Figure::new(w, "html_p99_1m_sends_26_weeks", html, "ms").target(Target::Below(250.0)),
         Figure::new(w, "platform_p99_500_clients", platform, "ms").target(Target::Below(500.0)),
     ])
+}
+
+/// Runs of each side of the ingest comparison, alternated so that whatever
+/// else the machine does falls on both.
+const INGEST_RUNS: usize = 3;
+
+/// Batch ingest end to end (posted, committed, relayed, applied by every
+/// projection) with the `reports` projection running, against the same
+/// ingest without it: the projection may cost at most 10%. Each side is
+/// its best of [`INGEST_RUNS`] alternated runs.
+pub async fn ingest_alongside(scale: Scale) -> anyhow::Result<Vec<Figure>> {
+    let mut with = 0.0_f64;
+    let mut without = 0.0_f64;
+    for _ in 0..INGEST_RUNS {
+        let others = sextant_projections::all()
+            .into_iter()
+            .filter(|p| p.name() != "reports")
+            .collect();
+        without = without.max(ingest_projecting(scale, Parts::all(), others).await?.0);
+        let every = sextant_projections::all();
+        with = with.max(ingest_projecting(scale, Parts::all(), every).await?.0);
+    }
+    Ok(vec![Figure::new(
+        "batch_ingest_with_reports",
+        "events_per_second_end_to_end",
+        with,
+        "events/s",
+    )
+    .against("batch_ingest_without_reports", without)
+    .target(Target::RatioAtLeast(0.9))])
 }

@@ -41,8 +41,10 @@ struct Args {
     /// skip them and run the workloads).
     #[arg(long, value_name = "N", default_value_t = 0)]
     learning: u64,
-    /// Run only the weekly report's row (1,000,000 sends over 26 weeks,
-    /// 500 clients; see `sextant_tests::bench::reports`).
+    /// Run only the weekly report's rows (1,000,000 sends over 26 weeks,
+    /// 500 clients; batch ingest with and without the `reports`
+    /// projection, at the `--quick` or full size; see
+    /// `sextant_tests::bench::reports`).
     #[arg(long)]
     reports: bool,
 }
@@ -58,8 +60,14 @@ async fn main() -> anyhow::Result<()> {
         &std::env::var("SEXTANT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         sextant_adapters::config::LogFormat::Pretty,
     )?;
+    let scale = if args.quick {
+        Scale::quick()
+    } else {
+        Scale::full()
+    };
     if args.reports {
-        let figures = bench::reports::weekly_reports().await?;
+        let mut figures = bench::reports::weekly_reports().await?;
+        figures.extend(bench::reports::ingest_alongside(scale).await?);
         let table = bench::report(&figures, &args.out)?;
         writeln!(std::io::stdout().lock(), "{table}")?;
         return Ok(());
@@ -78,11 +86,6 @@ async fn main() -> anyhow::Result<()> {
         )?;
         return Ok(());
     }
-    let scale = if args.quick {
-        Scale::quick()
-    } else {
-        Scale::full()
-    };
     let only = if args.only.is_empty() {
         Workload::ALL.to_vec()
     } else {
