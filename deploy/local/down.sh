@@ -61,6 +61,7 @@ if [[ ! -d $RUN_DIR ]]; then
   exit 0
 fi
 # The query side first: it consumes what the command side publishes.
+stop_pidfile "$RUN_DIR/sextant-console.pid" sextant-console "console"
 stop_pidfile "$RUN_DIR/sextant-query.pid" sextant-query "query API"
 stop_pidfile "$RUN_DIR/sextant-command.pid" sextant-command "command API"
 rm -f "$RUN_DIR/settings" "$RUN_DIR/env"

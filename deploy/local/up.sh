@@ -24,8 +24,9 @@
 # 4. Runs `sextant-command migrate`, and says when the database or the
 #    JetStream stream already holds events (it is then joined, not fresh)
 #    and how to start afresh with a private one.
-# 5. Starts both services in the background (pid files in .sextant/run, logs in
-#    .sextant/logs), waits until both /readyz answer 200 (SEXTANT_READY_TIMEOUT,
+# 5. Starts both services and the review console (sextant-console, on
+#    SEXTANT_CONSOLE_BIND, 127.0.0.1:8082) in the background (pid files in
+#    .sextant/run, logs in .sextant/logs), waits until every /readyz answers 200 (SEXTANT_READY_TIMEOUT,
 #    60 s), writes .sextant/run/env (sourceable: it exports the URLs and the
 #    operator key) and prints where everything is.
 #
@@ -51,7 +52,8 @@ case ${SEXTANT_PRIVATE:-0} in
 esac
 COMMAND_ADDR=${SEXTANT_COMMAND_ADDR:-127.0.0.1:8080}
 QUERY_ADDR=${SEXTANT_QUERY_ADDR:-127.0.0.1:8081}
-SERVICES=(sextant-command sextant-query)
+CONSOLE_ADDR=${SEXTANT_CONSOLE_BIND:-127.0.0.1:8082}
+SERVICES=(sextant-command sextant-query sextant-console)
 
 # Set by the steps below.
 DB_URL=
@@ -60,7 +62,7 @@ NATS_IN_USE=
 NATS_SOURCE=
 BIN_DIR=
 KEY_SOURCE=
-declare -A ADDR_OF=([sextant-command]=$COMMAND_ADDR [sextant-query]=$QUERY_ADDR)
+declare -A ADDR_OF=([sextant-command]=$COMMAND_ADDR [sextant-query]=$QUERY_ADDR [sextant-console]=$CONSOLE_ADDR)
 declare -A PID_OF=()
 declare -A FRESH=()
 
@@ -294,11 +296,11 @@ build() {
     say "SEXTANT_SKIP_BUILD=1: using the binaries already built ($profile)"
   else
     command -v cargo >/dev/null 2>&1 || die "required program 'cargo' not found (install Rust with rustup, or build elsewhere and set SEXTANT_SKIP_BUILD=1)"
-    say "building sextant-command and sextant-query ($profile)"
+    say "building sextant-command, sextant-query and sextant-console ($profile)"
     # The packages, not `--bin`: cargo unifies features over the packages a
     # build names, and this is the build test.sh and the tests run (tests/src/
     # procs.rs), so none of them compiles anything twice.
-    (cd "$SEXTANT_ROOT" && cargo build "${args[@]}" --bins -p sextant-command-api -p sextant-query-api) ||
+    (cd "$SEXTANT_ROOT" && cargo build "${args[@]}" --bins -p sextant-command-api -p sextant-query-api -p sextant-console) ||
       die "the build failed"
   fi
   BIN_DIR=$(target_dir)/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}$sub
@@ -408,7 +410,7 @@ report_existing_events() {
 
 # What the services were started with, to notice a change on a later run.
 settings_fingerprint() {
-  printf '%s\n' "$DB_URL" "$NATS_IN_USE" "$BIN_DIR" "$COMMAND_ADDR" "$QUERY_ADDR" \
+  printf '%s\n' "$DB_URL" "$NATS_IN_USE" "$BIN_DIR" "$COMMAND_ADDR" "$QUERY_ADDR" "$CONSOLE_ADDR" \
     "${SEXTANT_STREAM:-}" "${SEXTANT_SUBJECT_PREFIX:-}" "$SEXTANT_OPERATOR_KEY" | cksum | cut -d' ' -f1
 }
 
@@ -526,6 +528,11 @@ main() {
   [[ -f $RUN_DIR/settings ]] && old_fingerprint=$(<"$RUN_DIR/settings")
   start_service sextant-command SEXTANT_COMMAND_ADDR
   start_service sextant-query SEXTANT_QUERY_ADDR
+  # The console reaches the system through the two APIs only.
+  SEXTANT_COMMAND_URL=$(http_base "$COMMAND_ADDR")
+  SEXTANT_QUERY_URL=$(http_base "$QUERY_ADDR")
+  export SEXTANT_CONSOLE_BIND=$CONSOLE_ADDR SEXTANT_COMMAND_URL SEXTANT_QUERY_URL
+  start_service sextant-console SEXTANT_CONSOLE_BIND
   if [[ -z ${FRESH[sextant-command]:-} && -z ${FRESH[sextant-query]:-} ]]; then
     [[ -n $old_fingerprint && $old_fingerprint != "$fingerprint" ]] &&
       warn "the running services were started with other settings (database, NATS, build or addresses); run deploy/local/down.sh and up.sh again to apply these"
@@ -542,6 +549,7 @@ main() {
 Sextant is up.
   command API   $(http_base "$COMMAND_ADDR")   (pid ${PID_OF[sextant-command]}, log $(rel "$LOG_DIR/sextant-command.log"))
   query API     $(http_base "$QUERY_ADDR")   (pid ${PID_OF[sextant-query]}, log $(rel "$LOG_DIR/sextant-query.log"))
+  console       $(http_base "$CONSOLE_ADDR")   (pid ${PID_OF[sextant-console]}, log $(rel "$LOG_DIR/sextant-console.log"); sign in with a key)
   database      $(redact_url "$DB_URL")
                 ($DB_SOURCE)
   NATS          $(redact_url "$NATS_IN_USE")

@@ -14,6 +14,7 @@
 //! - [`patterns`]: the pattern tables of the learning loop.
 //! - [`alerts`]: a client's alerts, every client's alerts.
 //! - [`deliveries`]: a client's published weekly reports and their e-mail.
+//! - [`identity`]: who the presented key is.
 //! - [`run`]: serves a router on a listener until shutdown.
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ pub mod consistency;
 pub mod context;
 pub mod deliveries;
 pub mod experiments;
+pub mod identity;
 pub mod patterns;
 pub mod reports;
 pub mod sends;
@@ -90,7 +92,8 @@ pub fn router(state: AppState) -> Router {
         .merge(reports::router())
         .merge(experiments::router())
         .merge(alerts::router())
-        .merge(deliveries::router());
+        .merge(deliveries::router())
+        .merge(identity::router());
     // Its own wording: every query is a read already.
     http::service(api, get(readyz), OPENAPI, None, state)
 }

@@ -18,7 +18,9 @@
 //! - [`dump`]: a test database as `pg_dump` text.
 
 pub mod bench;
+pub mod browser;
 pub mod checks;
+pub mod cli;
 pub mod dump;
 pub mod fake_llm;
 pub mod live;
@@ -171,6 +173,19 @@ impl TestEnv {
     /// As [`start_with`](Self::start_with), with settings of the caller's
     /// (a database URL through a [`TcpCut`], say).
     pub async fn start_against(&self, settings: &Settings, parts: Parts) -> Running {
+        self.start_projecting(settings, parts, sextant_projections::all())
+            .await
+    }
+
+    /// As [`start_against`](Self::start_against), with only `projections`
+    /// running (when `parts` runs projectors at all): the benchmark
+    /// compares ingest with and without one of them.
+    pub async fn start_projecting(
+        &self,
+        settings: &Settings,
+        parts: Parts,
+        projections: Vec<std::sync::Arc<dyn sextant_projections::runtime::Projection>>,
+    ) -> Running {
         sextant_adapters::telemetry::init_tracing(
             &std::env::var("SEXTANT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             sextant_adapters::config::LogFormat::Pretty,
@@ -222,9 +237,7 @@ impl TestEnv {
             .await;
         }));
         if parts.projectors {
-            for projector in
-                Projector::for_all(&pool, &js, &settings.stream, sextant_projections::all())
-            {
+            for projector in Projector::for_all(&pool, &js, &settings.stream, projections) {
                 tasks.push(tokio::spawn(projector.run(shutdown.clone())));
             }
         }
