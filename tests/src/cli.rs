@@ -1,0 +1,218 @@
+//! The `sextant` binary (the operator CLI) run as a person or a script runs
+//! it: built beside the test binary (`target/<profile>/sextant`, brought up
+//! to date once per test process, as [`crate::procs`] does for the service
+//! binaries), with the URLs, key and client in its environment and a home
+//! of its own (so no profile file of the machine's is read).
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use uuid::Uuid;
+
+use crate::{Running, TestEnv};
+
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running binary's path");
+    let dir = exe.parent().expect("target/<profile>").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.parent().map(PathBuf::from).unwrap_or(dir)
+    } else {
+        dir
+    }
+}
+
+/// Whether cargo set `name` for the test rather than for a build (a build
+/// with them rebuilds ring and all above it).
+fn set_by_cargo_for_a_crate(name: &str) -> bool {
+    name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
+        || name.starts_with("CARGO_CFG_")
+        || matches!(
+            name,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        )
+}
+
+/// `target/<profile>/sextant`, built first if stale.
+pub fn binary() -> PathBuf {
+    let dir = profile_dir();
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let mut cargo =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args(["build", "--bin", "sextant", "-p", "sextant-cli"]);
+        if dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        for (name, _) in std::env::vars_os() {
+            if let Some(name) = name.to_str().filter(|n| set_by_cargo_for_a_crate(n)) {
+                cargo.env_remove(name);
+            }
+        }
+        let status = cargo.status().expect("run cargo build");
+        assert!(status.success(), "cargo build of sextant failed");
+    });
+    let path = dir.join("sextant");
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+/// Every variable `sextant` reads, left out of what the test inherited.
+const SEXTANT_VARS: &[&str] = &[
+    "SEXTANT_COMMAND_URL",
+    "SEXTANT_QUERY_URL",
+    "SEXTANT_KEY",
+    "SEXTANT_NATS_URL",
+    "SEXTANT_STREAM",
+    "SEXTANT_PROFILE",
+    "SEXTANT_CLIENT",
+    "SEXTANT_MIN_POSITION",
+    "SEXTANT_SUBJECT_PREFIX",
+    "SEXTANT_WEBHOOK_SECRET",
+    "XDG_CONFIG_HOME",
+    "XDG_STATE_HOME",
+];
+
+/// `sextant` configured for one test's services.
+pub struct Sextant {
+    pub bin: PathBuf,
+    /// Its home: profile file, state, and the test's files.
+    pub dir: PathBuf,
+    pub vars: Vec<(String, String)>,
+}
+
+impl Sextant {
+    /// Pointed at `app`'s APIs and `env`'s NATS stream, with `key` and, when
+    /// given, `client`.
+    pub fn new(app: &Running, env: &TestEnv, key: &str, client: Option<Uuid>) -> Self {
+        let dir = std::env::temp_dir().join(format!("sextant-cli-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a directory for the CLI");
+        let mut vars = vec![
+            ("SEXTANT_COMMAND_URL".to_owned(), app.command_url.clone()),
+            ("SEXTANT_QUERY_URL".to_owned(), app.query_url.clone()),
+            ("SEXTANT_KEY".to_owned(), key.to_owned()),
+            ("SEXTANT_NATS_URL".to_owned(), env.nats_url.clone()),
+            ("SEXTANT_STREAM".to_owned(), env.stream.name.clone()),
+            ("HOME".to_owned(), dir.display().to_string()),
+            ("NO_COLOR".to_owned(), "1".to_owned()),
+        ];
+        if let Some(client) = client {
+            vars.push(("SEXTANT_CLIENT".to_owned(), client.to_string()));
+        }
+        Self {
+            bin: binary(),
+            dir,
+            vars,
+        }
+    }
+
+    /// The same, with `name` set to `value` (or replaced).
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.vars.retain(|(n, _)| n != name);
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The same, without `name`.
+    pub fn without(mut self, name: &str) -> Self {
+        self.vars.retain(|(n, _)| n != name);
+        self
+    }
+
+    /// A file in its directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// An `assert_cmd` command for `args`.
+    pub fn command(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::new(&self.bin);
+        for name in SEXTANT_VARS {
+            cmd.env_remove(name);
+        }
+        cmd.envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&self.dir)
+            .args(args);
+        cmd
+    }
+
+    /// A tokio command for `args` (for what runs beside the test: a tail,
+    /// an import to interrupt).
+    pub fn spawnable(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        for name in SEXTANT_VARS {
+            cmd.env_remove(name);
+        }
+        cmd.envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&self.dir)
+            .args(args)
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `args` to the end (off the runtime's threads: the services run
+    /// on them).
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.command(args);
+        tokio::task::spawn_blocking(move || cmd.output().expect("run sextant"))
+            .await
+            .expect("the sextant run")
+    }
+
+    /// Runs `args`, expects exit 0, answers stdout as JSON.
+    pub async fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = self.run(&all).await;
+        assert_eq!(out.status.code(), Some(0), "sextant {args:?}: {}", show(&out));
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("sextant {args:?} printed no JSON ({e}): {}", show(&out)))
+    }
+}
+
+impl Drop for Sextant {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An output, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Writes `rows` sends as CSV, the columns named as the API's fields.
+pub fn write_sends_csv(path: &Path, rows: impl Iterator<Item = String>) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).expect("create the CSV");
+    let mut w = std::io::BufWriter::new(file);
+    writeln!(w, "provider,provider_message_id,lead.email,channel,campaign_id,step,sent_at")
+        .expect("write");
+    for row in rows {
+        writeln!(w, "{row}").expect("write");
+    }
+    w.flush().expect("flush");
+}
+
+/// Send row `i` of a CSV as [`write_sends_csv`] heads it.
+pub fn send_row(i: usize) -> String {
+    format!(
+        "csv,m-{i},lead{}@example.com,email,import,{},2026-01-05T09:00:00Z",
+        i % 5000,
+        1 + i % 3
+    )
+}
