@@ -104,6 +104,11 @@ impl Api {
         }
     }
 
+    /// The command API's base URL, where providers send their webhooks.
+    pub fn command_url(&self) -> &str {
+        &self.command_url
+    }
+
     /// A read of the query API: `path` with `params`, and `min_position`
     /// when given, so that a page shows the write that led to it.
     pub async fn query<T: DeserializeOwned>(
@@ -135,6 +140,40 @@ impl Api {
             return Err(failure(status, &bytes, request_id));
         }
         serde_json::from_slice(&bytes).map_err(|err| ApiFailure::unreadable("query", &err))
+    }
+
+    /// A read of the query API passed on as it came (a download): the
+    /// content type and the bytes of a successful answer.
+    pub async fn query_raw(
+        &self,
+        key: &ApiKey,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<(String, Vec<u8>), ApiFailure> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.query_url))
+            .bearer_auth(key.expose())
+            .query(params)
+            .send()
+            .await
+            .map_err(|err| ApiFailure::unreachable("query", &err))?;
+        let status = response.status();
+        let request_id = request_id(&response);
+        let kind = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| ApiFailure::unreachable("query", &err))?;
+        if !status.is_success() {
+            return Err(failure(status, &bytes, request_id));
+        }
+        Ok((kind, bytes.to_vec()))
     }
 
     /// Whether the query API answers its `/healthz`.

@@ -9,6 +9,7 @@
 //! - [`session`]: sessions, cookies, the CSRF check on every POST.
 //! - [`error`]: [`ConsoleError`], rendered as a page.
 //! - [`view`]: the layout's data and JSON as rows and diffs.
+//! - [`plot`]: charts drawn on the server as SVG (forest plots).
 //! - [`pages`]: one router per page module.
 //! - [`run`]: serves the console on a listener until shutdown.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod error;
 pub mod pages;
+pub mod plot;
 pub mod session;
 pub mod settings;
 pub mod view;
@@ -52,6 +54,7 @@ pub struct AppState {
     pub api: Api,
     pub sessions: Sessions,
     pub secure_cookies: bool,
+    pub names: pages::Names,
 }
 
 impl AppState {
@@ -60,6 +63,7 @@ impl AppState {
             api: Api::new(&settings.command_url, &settings.query_url),
             sessions: Sessions::new(settings.session_lifetime()),
             secure_cookies: settings.secure_cookies,
+            names: pages::Names::default(),
         }
     }
 }
@@ -127,6 +131,10 @@ const HTMX: &str = include_str!("../static/htmx.min.js");
 const CONSOLE_JS: &str = include_str!("../static/console.js");
 const CONSOLE_CSS: &str = include_str!("../static/console.css");
 const HTMX_LICENSE: &str = include_str!("../static/htmx.LICENSE");
+/// axe-core, for the accessibility checks of the browser tests: served,
+/// and referred to by no page.
+const AXE: &str = include_str!("../static/axe.min.js");
+const AXE_LICENSE: &str = include_str!("../static/axe.LICENSE");
 
 async fn static_file(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
@@ -134,6 +142,8 @@ async fn static_file(Path(file): Path<String>) -> Response {
         "console.js" => (CONSOLE_JS, "text/javascript; charset=utf-8"),
         "console.css" => (CONSOLE_CSS, "text/css; charset=utf-8"),
         "htmx.LICENSE" => (HTMX_LICENSE, "text/plain; charset=utf-8"),
+        "axe.min.js" => (AXE, "text/javascript; charset=utf-8"),
+        "axe.LICENSE" => (AXE_LICENSE, "text/plain; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (

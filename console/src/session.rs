@@ -94,6 +94,16 @@ impl Who {
         }
     }
 
+    /// May change the client's settings, issue and revoke keys, erase a
+    /// lead, run the suggestion engine and start or conclude experiments:
+    /// the operator and admin keys (the command API's `Admins`).
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Self::Operator => true,
+            Self::Key { role, .. } => matches!(role, Role::Admin),
+        }
+    }
+
     pub fn is_operator(&self) -> bool {
         matches!(self, Self::Operator)
     }

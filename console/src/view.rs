@@ -20,8 +20,9 @@ pub struct Page {
     pub csrf: String,
     pub client: Option<ClientNav>,
     pub notice: Option<String>,
-    /// Which client link is the current page: `home`, `approvals`,
-    /// `context`, `history`.
+    /// Which link is the current page: a client's `home`, `approvals`,
+    /// `context`, `history`, `learning`, `sends`, `reports`, `alerts`,
+    /// `settings`; the operator's `clients`, `all-approvals`, `platform`.
     pub section: &'static str,
     /// The operator may go back to the list of every client.
     pub operator: bool,
@@ -65,6 +66,12 @@ impl Page {
             id,
             name: shown(name),
         });
+        self.section = section;
+        self
+    }
+
+    /// Marks a page outside any client as current in the navigation.
+    pub fn in_section(mut self, section: &'static str) -> Self {
         self.section = section;
         self
     }

@@ -216,13 +216,92 @@ impl Browser {
         }
     }
 
-    /// Saves the page as `target/console/<test>-<page>.png`.
+    /// Saves the page as `target/console/<test>-<page>.png`, then checks
+    /// it with axe-core: every page a test looks at is also checked.
     pub async fn shot(&self, page: &str) {
         let dir = workspace_root().join("target").join("console");
         std::fs::create_dir_all(&dir).expect("target/console");
         let png = self.client.screenshot().await.expect("a screenshot");
         std::fs::write(dir.join(format!("{}-{page}.png", self.test)), png)
             .expect("write the screenshot");
+        self.assert_accessible(page).await;
+    }
+
+    /// Runs axe-core on the page as it is and fails on any violation of
+    /// impact `serious` or `critical`. The console serves axe as
+    /// `/static/axe.min.js` and no page refers to it: the test adds it
+    /// with a script element (the page's CSP allows scripts from the
+    /// console itself).
+    pub async fn assert_accessible(&self, page: &str) {
+        let violations = self.accessibility_violations().await;
+        assert_eq!(
+            violations,
+            json!([]),
+            "{}-{page}: serious or critical accessibility violations",
+            self.test
+        );
+    }
+
+    /// axe-core's violations of impact `serious` or `critical` on the page
+    /// as it is: rule id, impact, help and up to five elements each.
+    pub async fn accessibility_violations(&self) -> Value {
+        const RUN_AXE: &str = r#"
+            const done = arguments[arguments.length - 1];
+            function run() {
+              window.axe.run(document, { resultTypes: ["violations"] }).then(function (r) {
+                done(JSON.stringify(r.violations
+                  .filter(function (v) { return v.impact === "serious" || v.impact === "critical"; })
+                  .map(function (v) {
+                    return { id: v.id, impact: v.impact, help: v.help,
+                             nodes: v.nodes.slice(0, 5).map(function (n) { return n.target.join(" "); }) };
+                  })));
+              }).catch(function (e) { done("error: " + e); });
+            }
+            if (window.axe) { run(); } else {
+              const script = document.createElement("script");
+              script.src = "/static/axe.min.js";
+              // Removed once loaded: the page's own scripts stay the
+              // only script elements a test counts.
+              script.onload = function () { script.remove(); run(); };
+              script.onerror = function () { done("error: axe did not load"); };
+              document.head.appendChild(script);
+            }"#;
+        let answer = self
+            .client
+            .execute_async(RUN_AXE, vec![])
+            .await
+            .expect("axe runs");
+        let text = answer.as_str().unwrap_or("").to_owned();
+        assert!(!text.starts_with("error"), "{}: {text}", self.test);
+        serde_json::from_str(&text).expect("axe's answer")
+    }
+
+    /// Presses `key` as a person would (key down, key up) on whatever has
+    /// the focus.
+    pub async fn press(&self, key: char) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let keys = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.client
+            .perform_actions(keys)
+            .await
+            .expect("a key press");
+        let _ = self.client.release_actions().await;
+    }
+
+    /// The `id` of the element that has the focus.
+    pub async fn focused_id(&self) -> String {
+        self.client
+            .execute(
+                "return document.activeElement ? document.activeElement.id : '';",
+                vec![],
+            )
+            .await
+            .expect("the focused element")
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     }
 
     /// The element `css` selects, waited for.

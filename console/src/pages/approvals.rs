@@ -28,6 +28,7 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/clients/{client_id}/approvals", get(queue))
+        .route("/approvals", get(every_queue))
         .route("/clients/{client_id}/approvals/bulk", post(bulk))
         .route("/clients/{client_id}/approvals/{update_id}", get(item))
         .route(
@@ -173,6 +174,143 @@ impl ItemView {
     }
 }
 
+/// Updates on a page of the queue, unless the address asks otherwise.
+const QUEUE_PAGE: i64 = 25;
+
+/// The sources an update comes from, as the API names them.
+const SOURCES: [&str; 9] = [
+    "crm_analysis",
+    "email_performance",
+    "linkedin_performance",
+    "context_regression",
+    "document",
+    "manual",
+    "agent_suggestion",
+    "cross_client_patterns",
+    "best_practices",
+];
+
+/// The pathways of docs/context-ledger.md, by the name a filter uses.
+const PATHWAYS: [&str; 5] = [
+    "analysis",
+    "human",
+    "agent_suggestion",
+    "cross_client",
+    "best_practices",
+];
+
+/// The pathway a source takes, as the domain's policy table says.
+fn pathway_of(source: &str) -> Option<&'static str> {
+    use sextant_domain::context::{Pathway, Source};
+    let source: Source = serde_json::from_value(Value::String(source.to_owned())).ok()?;
+    Some(match source.pathway() {
+        Pathway::Analysis => "analysis",
+        Pathway::Human => "human",
+        Pathway::AgentSuggestion => "agent_suggestion",
+        Pathway::CrossClient => "cross_client",
+        Pathway::BestPractices => "best_practices",
+    })
+}
+
+/// Ages an update can be filtered by: waiting at least this long.
+const AGES: [(&str, &str, f64); 4] = [
+    ("", "any age", 0.0),
+    ("1h", "over an hour", 3_600.0),
+    ("1d", "over a day", 86_400.0),
+    ("7d", "over a week", 604_800.0),
+];
+
+/// The console's own filters over a page of the queue: the API filters by
+/// status only.
+#[derive(Debug, Clone, Default)]
+struct Filter {
+    source: Option<String>,
+    pathway: Option<String>,
+    age: Option<(&'static str, f64)>,
+    /// Only updates proposed after this instant (RFC 3339): what the
+    /// queue's poll asks for.
+    since: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+impl Filter {
+    fn of(params: &Params) -> Result<Self, ConsoleError> {
+        let source = params.text("source").map(str::to_owned);
+        if let Some(source) = &source {
+            if !SOURCES.contains(&source.as_str()) {
+                return Err(ConsoleError::BadRequest(format!(
+                    "`source` must be one of: {}",
+                    SOURCES.join(", ")
+                )));
+            }
+        }
+        let pathway = params.text("pathway").map(str::to_owned);
+        if let Some(pathway) = &pathway {
+            if !PATHWAYS.contains(&pathway.as_str()) {
+                return Err(ConsoleError::BadRequest(format!(
+                    "`pathway` must be one of: {}",
+                    PATHWAYS.join(", ")
+                )));
+            }
+        }
+        let age = match params.text("age") {
+            None => None,
+            Some(text) => Some(
+                AGES.iter()
+                    .find(|(value, _, _)| *value == text)
+                    .map(|(value, _, seconds)| (*value, *seconds))
+                    .ok_or_else(|| {
+                        ConsoleError::BadRequest("`age` must be one of: 1h, 1d, 7d".into())
+                    })?,
+            ),
+        };
+        let since = match params.text("since") {
+            None => None,
+            Some(text) => Some(chrono::DateTime::parse_from_rfc3339(text).map_err(|_| {
+                ConsoleError::BadRequest("`since` must be an RFC 3339 time".into())
+            })?),
+        };
+        Ok(Self {
+            source,
+            pathway,
+            age,
+            since,
+        })
+    }
+
+    fn keeps(&self, update: &Update) -> bool {
+        self.source.as_deref().is_none_or(|s| s == update.source)
+            && self
+                .pathway
+                .as_deref()
+                .is_none_or(|p| pathway_of(&update.source) == Some(p))
+            && self
+                .age
+                .is_none_or(|(_, seconds)| update.age_seconds >= seconds)
+            && self.since.is_none_or(|since| {
+                chrono::DateTime::parse_from_rfc3339(&update.proposed_at).is_ok_and(|at| at > since)
+            })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.source.is_none() && self.pathway.is_none() && self.age.is_none()
+    }
+
+    /// The filter as query parameters, to carry into paging and polling.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::new();
+        if let Some(source) = &self.source {
+            query.push(("source", source.clone()));
+        }
+        if let Some(pathway) = &self.pathway {
+            query.push(("pathway", pathway.clone()));
+        }
+        if let Some((age, _)) = self.age {
+            query.push(("age", age.to_owned()));
+        }
+        query
+    }
+}
+
 struct StatusOption {
     value: &'static str,
     label: String,
@@ -186,9 +324,31 @@ struct QueuePage {
     client_id: Uuid,
     status: String,
     statuses: Vec<StatusOption>,
+    sources: Vec<StatusOption>,
+    pathways: Vec<StatusOption>,
+    ages: Vec<StatusOption>,
+    filtered: bool,
     items: Vec<ItemView>,
     may_review: bool,
     context_version: i64,
+    /// The next page of the queue, when there is one.
+    next_href: Option<String>,
+    /// Where the poll for newer updates asks (pending only, at the tail).
+    poll_href: Option<String>,
+}
+
+fn options(values: &[&'static str], current: Option<&str>) -> Vec<StatusOption> {
+    std::iter::once(StatusOption {
+        value: "",
+        label: "any".into(),
+        selected: current.is_none(),
+    })
+    .chain(values.iter().map(|v| StatusOption {
+        value: v,
+        label: v.replace('_', " "),
+        selected: current == Some(*v),
+    }))
+    .collect()
 }
 
 async fn context_now(
@@ -223,16 +383,78 @@ async fn queue(
             STATUSES.join(", ")
         )));
     }
-    let name = client_name(&state, &signed, client, min).await?;
+    let filter = Filter::of(&params)?;
+    let after = params.text("after").map(str::to_owned);
+    // The page size: each update carries its evidence and diff, so a page
+    // of 25 stays well under 150 KB; an address may ask for 1 to 100.
+    let limit = params.int("limit")?.map(|l| l.clamp(1, 100));
     let path = format!("/v1/clients/{client}/approvals");
-    let query = [("status", status.to_owned()), ("limit", "100".to_owned())];
-    let (list, context) = tokio::join!(
-        state
-            .api
-            .query::<UpdatePage>(&signed.session.key, &path, &query, min),
-        context_now(&state, &signed, client, min),
+    let read = |after: Option<String>| {
+        let mut query = vec![
+            ("status", status.to_owned()),
+            ("limit", limit.unwrap_or(QUEUE_PAGE).to_string()),
+        ];
+        if let Some(after) = after {
+            query.push(("after", after));
+        }
+        let path = path.clone();
+        let state = state.clone();
+        let key = signed.session.key.clone();
+        async move {
+            state
+                .api
+                .query::<UpdatePage>(&key, &path, &query, min)
+                .await
+        }
+    };
+    let (name, list, context) = tokio::join!(
+        client_name(&state, &signed, client, min),
+        read(after.clone()),
+        context_now(&state, &signed, client, min)
     );
-    let (list, context) = (list?, context?);
+    let (name, mut list, context) = (name?, list?, context?);
+    // A poll for what is new reads on to the end of the queue.
+    if filter.since.is_some() {
+        for _ in 0..10 {
+            let Some(next) = list.next_after.clone() else {
+                break;
+            };
+            let more = read(Some(next)).await?;
+            list.items.extend(more.items);
+            list.next_after = more.next_after;
+        }
+    }
+    let items: Vec<&Update> = list.items.iter().filter(|u| filter.keeps(u)).collect();
+    let mut carried = vec![("status", status.to_owned())];
+    carried.extend(filter.query());
+    if let Some(limit) = limit {
+        carried.push(("limit", limit.to_string()));
+    }
+    let href = |extra: Vec<(&'static str, String)>| {
+        let mut query = carried.clone();
+        query.extend(extra);
+        format!(
+            "/clients/{client}/approvals?{}",
+            serde_urlencoded::to_string(&query).unwrap_or_default()
+        )
+    };
+    let next_href = list
+        .next_after
+        .as_ref()
+        .filter(|_| filter.since.is_none())
+        .map(|next| href(vec![("after", next.clone())]));
+    // The newest proposal shown so far (or, with nothing shown, the one
+    // the poll already had): the poll asks for anything after it.
+    let newest = list
+        .items
+        .iter()
+        .filter_map(|u| chrono::DateTime::parse_from_rfc3339(&u.proposed_at).ok())
+        .max()
+        .or(filter.since)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned());
+    let poll_href =
+        (status == "pending" && list.next_after.is_none()).then(|| href(vec![("since", newest)]));
     let page = QueuePage {
         page: Page::signed(format!("Approvals · {}", shown(&name)), &signed)
             .for_client(client, &name, "approvals")
@@ -247,13 +469,134 @@ async fn queue(
                 selected: *s == status,
             })
             .collect(),
-        items: list
-            .items
+        sources: options(&SOURCES, filter.source.as_deref()),
+        pathways: options(&PATHWAYS, filter.pathway.as_deref()),
+        ages: AGES
             .iter()
-            .map(|u| ItemView::of(u, &context))
+            .map(|(value, label, _)| StatusOption {
+                value,
+                label: (*label).to_owned(),
+                selected: filter.age.map(|(a, _)| a).unwrap_or("") == *value,
+            })
             .collect(),
+        filtered: !filter.is_empty(),
+        items: items.iter().map(|u| ItemView::of(u, &context)).collect(),
         may_review: signed.session.who.may_review(),
         context_version: context.version,
+        next_href,
+        poll_href,
+    };
+    html(StatusCode::OK, &page)
+}
+
+struct CrossItem {
+    client_id: Uuid,
+    client: String,
+    id: Uuid,
+    source: String,
+    status: String,
+    rationale: String,
+    confidence: String,
+    age: String,
+}
+
+#[derive(Template)]
+#[template(path = "all_approvals.html")]
+struct AllApprovals {
+    page: Page,
+    status: String,
+    statuses: Vec<StatusOption>,
+    items: Vec<CrossItem>,
+    next_href: Option<String>,
+}
+
+/// The operator's queue over every client (`GET /v1/approvals`), paged by
+/// its cursor; each update links to its own page under its client.
+async fn every_queue(
+    State(state): State<AppState>,
+    signed: Signed,
+    params: Params,
+) -> Result<Response, ConsoleError> {
+    let min = params.min_position()?;
+    let status = params.text("status").unwrap_or("pending");
+    if !STATUSES.contains(&status) {
+        return Err(ConsoleError::BadRequest(format!(
+            "`status` must be one of: {}",
+            STATUSES.join(", ")
+        )));
+    }
+    let key = &signed.session.key;
+    let mut query = vec![("status", status.to_owned()), ("limit", "100".to_owned())];
+    if let Some(after) = params.text("after") {
+        query.push(("after", after.to_owned()));
+    }
+    let clients_query = [("limit", "500".to_owned())];
+    let (list, clients) = tokio::join!(
+        state.api.query::<Value>(key, "/v1/approvals", &query, min),
+        state
+            .api
+            .query::<Value>(key, "/v1/clients", &clients_query, min),
+    );
+    let list = list?;
+    let clients = clients.unwrap_or(Value::Null);
+    let name_of = |id: &str| {
+        clients
+            .get("items")
+            .and_then(Value::as_array)
+            .and_then(|items| {
+                items
+                    .iter()
+                    .find(|c| c.get("client_id").and_then(Value::as_str) == Some(id))
+            })
+            .and_then(|c| c.get("name").and_then(Value::as_str))
+            .map(shown)
+            .unwrap_or_else(|| id.to_owned())
+    };
+    let items = list
+        .get("items")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|item| {
+            let client = item.get("client_id").and_then(Value::as_str)?.to_owned();
+            let update: Update = serde_json::from_value(item).ok()?;
+            Some(CrossItem {
+                client_id: Uuid::try_parse(&client).ok()?,
+                client: name_of(&client),
+                id: update.update_id,
+                source: update.source.replace('_', " "),
+                status: update.status.replace('_', " "),
+                rationale: shown(&update.rationale),
+                confidence: update
+                    .confidence
+                    .map(|c| format!("{c:.2}"))
+                    .unwrap_or_else(|| "–".into()),
+                age: age(update.age_seconds),
+            })
+        })
+        .collect();
+    let next_href = list.get("next_after").and_then(Value::as_str).map(|next| {
+        format!(
+            "/approvals?{}",
+            serde_urlencoded::to_string([("status", status), ("after", next)]).unwrap_or_default()
+        )
+    });
+    let page = AllApprovals {
+        page: Page::signed("Approvals of every client", &signed)
+            .in_section("all-approvals")
+            .with_notice(params.done().notice()),
+        status: status.to_owned(),
+        statuses: STATUSES
+            .iter()
+            .map(|s| StatusOption {
+                value: s,
+                label: s.replace('_', " "),
+                selected: *s == status,
+            })
+            .collect(),
+        items,
+        next_href,
     };
     html(StatusCode::OK, &page)
 }
@@ -401,8 +744,7 @@ struct ItemPage {
     reason: String,
 }
 
-/// One update of the client's, by id: from the query API's
-/// `GET .../context/updates/{id}` where it has it, else from the list.
+/// One update of the client's, by id (`GET .../context/updates/{id}`).
 async fn find_update(
     state: &AppState,
     signed: &Signed,
@@ -410,47 +752,15 @@ async fn find_update(
     update: Uuid,
     min: Option<i64>,
 ) -> Result<Update, ConsoleError> {
-    let key = &signed.session.key;
-    match state
+    Ok(state
         .api
         .query::<Update>(
-            key,
+            &signed.session.key,
             &format!("/v1/clients/{client}/context/updates/{update}"),
             &[],
             min,
         )
-        .await
-    {
-        Ok(found) => return Ok(found),
-        Err(failure) if failure.status == 404 && !failure.detail.contains("no such endpoint") => {
-            return Err(failure.into())
-        }
-        Err(failure) if failure.status != 404 && failure.status != 405 => {
-            return Err(failure.into())
-        }
-        Err(_) => {}
-    }
-    let mut after: Option<String> = None;
-    // Bounded: a client with more updates than this is found by the
-    // single-update read, where the query API has it.
-    for _ in 0..20 {
-        let mut query = vec![("status", "all".to_owned()), ("limit", "500".to_owned())];
-        if let Some(after) = &after {
-            query.push(("after", after.clone()));
-        }
-        let page: UpdatePage = state
-            .api
-            .query(key, &format!("/v1/clients/{client}/approvals"), &query, min)
-            .await?;
-        if let Some(found) = page.items.into_iter().find(|u| u.update_id == update) {
-            return Ok(found);
-        }
-        match page.next_after {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
-    Err(ConsoleError::NotFound("There is no such update.".into()))
+        .await?)
 }
 
 async fn item_page(
@@ -916,6 +1226,14 @@ mod tests {
         assert_eq!(pointer_of("patch.a.list[1]").as_deref(), Some("/a/list"));
         assert_eq!(pointer_of("patch"), None);
         assert_eq!(pointer_of("note"), None);
+    }
+
+    #[test]
+    fn each_source_has_the_pathway_of_the_policy_table() {
+        assert_eq!(pathway_of("manual"), Some("human"));
+        assert_eq!(pathway_of("email_performance"), Some("analysis"));
+        assert_eq!(pathway_of("cross_client_patterns"), Some("cross_client"));
+        assert_eq!(pathway_of("nonsense"), None);
     }
 
     #[test]

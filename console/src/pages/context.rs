@@ -79,9 +79,12 @@ async fn document(
 ) -> Result<Response, ConsoleError> {
     let client = client_id(&client)?;
     let min = params.min_position()?;
-    let name = client_name(&state, &signed, client, min).await?;
     let version = params.int("version")?;
-    let context = read_context(&state, &signed, client, version, min).await?;
+    let (name, context) = tokio::join!(
+        client_name(&state, &signed, client, min),
+        read_context(&state, &signed, client, version, min)
+    );
+    let (name, context) = (name?, context?);
     let page = DocumentPage {
         page: Page::signed(format!("Context · {}", shown(&name)), &signed)
             .for_client(client, &name, "context")
@@ -150,19 +153,33 @@ async fn history(
 ) -> Result<Response, ConsoleError> {
     let client = client_id(&client)?;
     let min = params.min_position()?;
-    let name = client_name(&state, &signed, client, min).await?;
     let mut query = vec![("limit", "50".to_owned())];
-    if let Some(before) = params.int("before")? {
+    let before = params.int("before")?;
+    if let Some(before) = before {
         query.push(("before", before.to_string()));
     }
     let path = format!("/v1/clients/{client}/context/versions");
-    let (page, now) = tokio::join!(
+    // The first page starts at the current version; an older page asks
+    // the context which version is current.
+    let current = async {
+        match before {
+            None => Ok(None),
+            Some(_) => read_context(&state, &signed, client, None, min)
+                .await
+                .map(|c| Some(c.version)),
+        }
+    };
+    let (name, page, current) = tokio::join!(
+        client_name(&state, &signed, client, min),
         state
             .api
             .query::<VersionPage>(&signed.session.key, &path, &query, min),
-        read_context(&state, &signed, client, None, min),
+        current,
     );
-    let (page, now) = (page?, now?);
+    let (name, page, current) = (name?, page?, current?);
+    let latest = current
+        .or_else(|| page.items.first().map(|v| v.version))
+        .unwrap_or(0);
     let versions = page
         .items
         .into_iter()
@@ -190,7 +207,7 @@ async fn history(
                     Value::Array(paths) => paths.iter().map(display).collect::<Vec<_>>().join(", "),
                     _ => String::new(),
                 },
-                current: v.version == now.version,
+                current: v.version == latest,
             }
         })
         .collect();
@@ -202,7 +219,7 @@ async fn history(
         versions,
         next_before: page.next_before,
         may_review: signed.session.who.may_review(),
-        latest: now.version,
+        latest,
     };
     html(StatusCode::OK, &view)
 }

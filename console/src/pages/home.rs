@@ -190,7 +190,9 @@ async fn home(
         })
         .collect();
     let page = OperatorHome {
-        page: Page::signed("Clients", &signed).with_notice(params.done().notice()),
+        page: Page::signed("Clients", &signed)
+            .in_section("clients")
+            .with_notice(params.done().notice()),
         week,
         report_error,
         clients: rows,

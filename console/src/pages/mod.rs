@@ -8,11 +8,25 @@
 //! - [`home`]: the operator's home (every client) and a client's home.
 //! - [`approvals`]: the approval queue and the review of one update.
 //! - [`context`]: the context now, its history, comparisons, rollback.
+//! - [`learning`]: pattern tables with forest plots, suggestions, experiments.
+//! - [`sends`]: deliverability, suppression, dead letters, sends, erasure.
+//! - [`reports`]: the weekly report, its downloads, the platform report.
+//! - [`alerts`]: open and resolved alerts, acknowledging one.
+//! - [`settings`]: profile, mode, limits, webhooks, keys, resources.
 
+pub mod alerts;
 pub mod approvals;
 pub mod auth;
 pub mod context;
 pub mod home;
+pub mod learning;
+pub mod reports;
+pub mod sends;
+pub mod settings;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::http::header::LOCATION;
 use axum::http::StatusCode;
@@ -35,6 +49,11 @@ pub fn router() -> Router<AppState> {
         .merge(home::router())
         .merge(approvals::router())
         .merge(context::router())
+        .merge(learning::router())
+        .merge(sends::router())
+        .merge(reports::router())
+        .merge(alerts::router())
+        .merge(settings::router())
 }
 
 /// A rendered template with a status.
@@ -42,7 +61,29 @@ pub fn html(
     status: StatusCode,
     template: &impl askama::Template,
 ) -> Result<Response, ConsoleError> {
-    Ok((status, Html(template.render()?)).into_response())
+    Ok((status, Html(compact(&template.render()?))).into_response())
+}
+
+/// The page without the templates' indentation and blank lines: every run
+/// of whitespace between a line break and a tag becomes the line break
+/// alone. Text from the system is escaped, so a raw `<` is always the
+/// template's own: no value's spacing is touched, and `<pre>` content in
+/// the templates starts its lines with a tag.
+pub fn compact(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    let mut rest = page;
+    while let Some(at) = rest.find('\n') {
+        out.push_str(&rest[..=at]);
+        let after = &rest[at + 1..];
+        let trimmed = after.trim_start_matches([' ', '\t', '\n', '\r']);
+        rest = if trimmed.starts_with('<') {
+            trimmed
+        } else {
+            after
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// 303 See Other: the answer to every successful form POST.
@@ -95,6 +136,19 @@ impl Done {
                 self.count.unwrap_or(0),
                 if self.count == Some(1) { "" } else { "s" }
             ),
+            "suggestions_run" => format!(
+                "The suggestion engine ran and made {} suggestion{}.",
+                self.count.unwrap_or(0),
+                if self.count == Some(1) { "" } else { "s" }
+            ),
+            "experiment_created" => "The experiment has started.".to_owned(),
+            "experiment_concluded" => "The experiment is concluded.".to_owned(),
+            "acknowledged" => "Acknowledged.".to_owned(),
+            "erased" => "The lead's personal data is erased.".to_owned(),
+            "settings_saved" => "Saved.".to_owned(),
+            "webhook_set" => "The webhook secret is set.".to_owned(),
+            "key_revoked" => "The key is revoked: it is refused from now on.".to_owned(),
+            "resource_saved" => "The sending resource is saved.".to_owned(),
             "none_selected" => "Nothing was selected, so nothing was approved.".to_owned(),
             "signed_out" => "You are signed out.".to_owned(),
             _ => return None,
@@ -149,13 +203,53 @@ impl Params {
     }
 }
 
-/// A client's name, for the navigation and headings.
+/// How long a client's name, once read by a session, is shown without
+/// asking again.
+const NAME_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Client names each session has read, for the navigation of the pages
+/// that follow: a page then asks the APIs only for what it shows. Kept per
+/// session, so that a name is only ever shown to a session that was
+/// allowed to read it.
+#[derive(Clone, Default)]
+pub struct Names(Arc<Mutex<NameMap>>);
+
+/// (session id, client) → (name, when it was read).
+type NameMap = HashMap<(String, Uuid), (String, Instant)>;
+
+impl Names {
+    fn get(&self, session: &str, client: Uuid) -> Option<String> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&(session.to_owned(), client))
+            .filter(|(_, at)| at.elapsed() < NAME_LIFETIME)
+            .map(|(name, _)| name.clone())
+    }
+
+    fn put(&self, session: &str, client: Uuid, name: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 10_000 {
+            map.retain(|_, (_, at)| at.elapsed() < NAME_LIFETIME);
+        }
+        map.insert(
+            (session.to_owned(), client),
+            (name.to_owned(), Instant::now()),
+        );
+    }
+}
+
+/// A client's name, for the navigation and headings. After a write
+/// (`min_position`) it is read again: the write may have renamed it.
 pub async fn client_name(
     state: &AppState,
     signed: &Signed,
     client: Uuid,
     min_position: Option<i64>,
 ) -> Result<String, ConsoleError> {
+    if min_position.is_none() {
+        if let Some(name) = state.names.get(&signed.id, client) {
+            return Ok(name);
+        }
+    }
     let detail: serde_json::Value = state
         .api
         .query(
@@ -165,17 +259,28 @@ pub async fn client_name(
             min_position,
         )
         .await?;
-    Ok(detail
+    let name = detail
         .get("name")
         .and_then(|n| n.as_str())
         .unwrap_or("(unnamed)")
-        .to_owned())
+        .to_owned();
+    state.names.put(&signed.id, client, &name);
+    Ok(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn indentation_before_tags_goes_and_text_keeps_its_spacing() {
+        assert_eq!(
+            compact("<ol>\n    <li>a\n   b</li>\n\n  \n  </ol>\n"),
+            "<ol>\n<li>a\n   b</li>\n</ol>\n"
+        );
+        assert_eq!(compact("x &lt;\n  &lt;y"), "x &lt;\n  &lt;y");
+    }
 
     #[test]
     fn a_write_leads_to_its_page_at_its_position_and_names_the_version_it_made() {
