@@ -81,7 +81,12 @@ impl Api {
     }
 
     /// A request to the command API; its position is kept.
-    pub async fn command(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer> {
+    pub async fn command(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer> {
         let answer = self
             .send(Service::Command, method, path, &[], body, None)
             .await?;

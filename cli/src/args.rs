@@ -33,7 +33,13 @@ pub struct Global {
     #[arg(long, global = true, env = "SEXTANT_QUERY_URL", value_name = "URL")]
     pub query_url: Option<String>,
     /// The API key (the operator key or a client's key). Never printed.
-    #[arg(long, global = true, env = "SEXTANT_KEY", hide_env_values = true, value_name = "KEY")]
+    #[arg(
+        long,
+        global = true,
+        env = "SEXTANT_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
     pub key: Option<String>,
     /// NATS, for `events tail`.
     #[arg(long, global = true, env = "SEXTANT_NATS_URL", value_name = "URL")]
@@ -52,7 +58,12 @@ pub struct Global {
     pub output: OutputMode,
     /// Reads wait until the read models reached this position (the
     /// `position` a command answered).
-    #[arg(long, global = true, env = "SEXTANT_MIN_POSITION", value_name = "POSITION")]
+    #[arg(
+        long,
+        global = true,
+        env = "SEXTANT_MIN_POSITION",
+        value_name = "POSITION"
+    )]
     pub min_position: Option<i64>,
 }
 
@@ -345,7 +356,9 @@ pub enum Experiments {
         page: Page,
     },
     /// One experiment with its results.
-    Show { experiment_id: String },
+    Show {
+        experiment_id: String,
+    },
     Create {
         #[arg(long)]
         name: String,
@@ -356,7 +369,9 @@ pub enum Experiments {
         #[arg(long)]
         metric: String,
     },
-    Conclude { experiment_id: String },
+    Conclude {
+        experiment_id: String,
+    },
     /// The variant a lead is assigned.
     Assign {
         experiment_id: String,

@@ -42,7 +42,11 @@ fn page_params(page: &Page, cursor_name: &str) -> Vec<(&'static str, String)> {
     }
     if let Some(cursor) = &page.cursor {
         params.push((
-            if cursor_name == "after" { "after" } else { "before" },
+            if cursor_name == "after" {
+                "after"
+            } else {
+                "before"
+            },
             cursor.clone(),
         ));
     }
@@ -52,8 +56,7 @@ fn page_params(page: &Page, cursor_name: &str) -> Vec<(&'static str, String)> {
 /// `text` after the table: where the next page starts.
 fn next_page(ctx: &Ctx<'_>, body: &Value, field: &str) {
     if let Some(next) = body.get(field).filter(|v| !v.is_null()) {
-        ctx.out
-            .note(&format!("more: --cursor {}", cell(next)));
+        ctx.out.note(&format!("more: --cursor {}", cell(next)));
     }
 }
 
@@ -69,9 +72,8 @@ pub fn read_json_file(path: &Path) -> Result<Value> {
         std::fs::read_to_string(path)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?
     };
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
-        CliError::Usage(format!("{} is not JSON: {e}", path.display()))
-    })?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{} is not JSON: {e}", path.display())))?;
     if !value.is_object() {
         return Err(CliError::Usage(format!(
             "{} must hold a JSON object (a merge patch)",
@@ -174,7 +176,11 @@ async fn client_create(ctx: &Ctx<'_>, c: ClientCreate) -> Result<()> {
     body.insert("industry".into(), json!(c.industry));
     body.insert("company_size".into(), json!(c.company_size));
     body.insert("region".into(), json!(c.region));
-    put(&mut body, "permission_mode", c.permission_mode.map(Value::from));
+    put(
+        &mut body,
+        "permission_mode",
+        c.permission_mode.map(Value::from),
+    );
     put(&mut body, "timezone", c.timezone.map(Value::from));
     if c.data_sharing {
         body.insert("data_sharing_consent".into(), json!(true));
@@ -234,10 +240,22 @@ async fn client_update(ctx: &Ctx<'_>, u: ClientUpdate) -> Result<()> {
     put(&mut body, "industry", u.industry.map(Value::from));
     put(&mut body, "company_size", u.company_size.map(Value::from));
     put(&mut body, "region", u.region.map(Value::from));
-    put(&mut body, "permission_mode", u.permission_mode.map(Value::from));
-    put(&mut body, "autopilot_threshold", u.autopilot_threshold.map(Value::from));
+    put(
+        &mut body,
+        "permission_mode",
+        u.permission_mode.map(Value::from),
+    );
+    put(
+        &mut body,
+        "autopilot_threshold",
+        u.autopilot_threshold.map(Value::from),
+    );
     put(&mut body, "timezone", u.timezone.map(Value::from));
-    put(&mut body, "data_sharing_consent", u.data_sharing.map(Value::from));
+    put(
+        &mut body,
+        "data_sharing_consent",
+        u.data_sharing.map(Value::from),
+    );
     if body.is_empty() {
         return Err(CliError::Usage(
             "nothing to change: give at least one of --name, --industry, --company-size, --region, --permission-mode, --autopilot-threshold, --timezone, --data-sharing".into(),
@@ -463,7 +481,11 @@ pub async fn context(ctx: &Ctx<'_>, command: Context) -> Result<()> {
                         cell(&v["source"]),
                         cell(&v["actor"]),
                         paths.join(" "),
-                        cell(if v["rationale"].is_null() { &v["reason"] } else { &v["rationale"] }),
+                        cell(if v["rationale"].is_null() {
+                            &v["reason"]
+                        } else {
+                            &v["rationale"]
+                        }),
                     ]
                 })
                 .collect();
@@ -588,9 +610,10 @@ pub async fn context(ctx: &Ctx<'_>, command: Context) -> Result<()> {
             }
             let update = &b["update"];
             if update.is_null() {
-                return ctx
-                    .out
-                    .line(&format!("captured ({}): no insights", cell(&b["extractor"])));
+                return ctx.out.line(&format!(
+                    "captured ({}): no insights",
+                    cell(&b["extractor"])
+                ));
             }
             ctx.out.line(&format!(
                 "captured ({}): update {} {}",
@@ -642,7 +665,15 @@ pub async fn approvals(ctx: &Ctx<'_>, command: Approvals) -> Result<()> {
                 .collect();
             ctx.out.list(
                 &answer.body,
-                &["update", "client", "source", "status", "paths", "confidence", "proposed"],
+                &[
+                    "update",
+                    "client",
+                    "source",
+                    "status",
+                    "paths",
+                    "confidence",
+                    "proposed",
+                ],
                 rows,
             )?;
             next_page(ctx, &answer.body, "next_after");
@@ -671,7 +702,13 @@ pub async fn approvals(ctx: &Ctx<'_>, command: Approvals) -> Result<()> {
             note,
         } => {
             let patch = read_json_file(&file)?;
-            decide(ctx, &update_id, "modify", json!({ "patch": patch, "note": note })).await
+            decide(
+                ctx,
+                &update_id,
+                "modify",
+                json!({ "patch": patch, "note": note }),
+            )
+            .await
         }
         Approvals::Reject { update_id, reason } => {
             decide(ctx, &update_id, "reject", json!({ "reason": reason })).await
@@ -707,10 +744,11 @@ async fn decide(ctx: &Ctx<'_>, update_id: &str, verb: &str, body: Value) -> Resu
         "modify" => "modified",
         _ => "rejected",
     };
-    ctx.out.line(&match answer.get("version").filter(|v| !v.is_null()) {
-        Some(v) => format!("{done} {update_id}: version {}", cell(v)),
-        None => format!("{done} {update_id}"),
-    })
+    ctx.out
+        .line(&match answer.get("version").filter(|v| !v.is_null()) {
+            Some(v) => format!("{done} {update_id}: version {}", cell(v)),
+            None => format!("{done} {update_id}"),
+        })
 }
 
 /// An update as a person reviews it: what, why, the evidence and the patch.
@@ -848,12 +886,18 @@ pub async fn experiments(ctx: &Ctx<'_>, command: Experiments) -> Result<()> {
                 .api
                 .query(&format!("/v1/clients/{client}/experiments"), &params)
                 .await?;
-            let rows = items(&answer.body)
-                .map(experiment_row)
-                .collect();
+            let rows = items(&answer.body).map(experiment_row).collect();
             ctx.out.list(
                 &answer.body,
-                &["experiment", "name", "metric", "variants", "status", "winner", "created"],
+                &[
+                    "experiment",
+                    "name",
+                    "metric",
+                    "variants",
+                    "status",
+                    "winner",
+                    "created",
+                ],
                 rows,
             )?;
             next_page(ctx, &answer.body, "next_before");
@@ -872,7 +916,8 @@ pub async fn experiments(ctx: &Ctx<'_>, command: Experiments) -> Result<()> {
             }
             let e = &answer.body["experiment"];
             let r = &answer.body["results"];
-            ctx.out.line(&crate::output::table(&[], vec![experiment_row(e)]).to_string())?;
+            ctx.out
+                .line(&crate::output::table(&[], vec![experiment_row(e)]).to_string())?;
             ctx.out.note(&format!(
                 "decision: {} (winner {}), sample ratio p {}",
                 cell(&r["decision"]),
@@ -897,7 +942,9 @@ pub async fn experiments(ctx: &Ctx<'_>, command: Experiments) -> Result<()> {
                 .collect();
             ctx.out.list(
                 &answer.body,
-                &["variant", "weight", "sends", "events", "rate", "95% ci", "p"],
+                &[
+                    "variant", "weight", "sends", "events", "rate", "95% ci", "p",
+                ],
                 rows,
             )
         }
@@ -998,7 +1045,9 @@ fn parse_variant(v: &str) -> Result<Value> {
     match v.rsplit_once(':') {
         Some((id, weight)) => {
             let weight: f64 = weight.parse().map_err(|_| {
-                CliError::Usage(format!("--variant {v}: the weight after ':' must be a number"))
+                CliError::Usage(format!(
+                    "--variant {v}: the weight after ':' must be a number"
+                ))
             })?;
             Ok(json!({ "id": id, "weight": weight }))
         }
@@ -1097,7 +1146,15 @@ pub async fn alerts(ctx: &Ctx<'_>, command: Alerts) -> Result<()> {
                 .collect();
             ctx.out.list(
                 &answer.body,
-                &["alert", "client", "condition", "subject", "status", "raised", "acknowledged"],
+                &[
+                    "alert",
+                    "client",
+                    "condition",
+                    "subject",
+                    "status",
+                    "raised",
+                    "acknowledged",
+                ],
                 rows,
             )?;
             next_page(ctx, &answer.body, "next_before");
@@ -1111,10 +1168,7 @@ pub async fn alerts(ctx: &Ctx<'_>, command: Alerts) -> Result<()> {
                 .api
                 .command(
                     Method::POST,
-                    &format!(
-                        "/v1/clients/{client}/alerts/{}/acknowledge",
-                        seg(&alert_id)
-                    ),
+                    &format!("/v1/clients/{client}/alerts/{}/acknowledge", seg(&alert_id)),
                     Some(&Value::Object(body)),
                 )
                 .await?;

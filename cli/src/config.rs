@@ -225,7 +225,11 @@ impl Settings {
                 &profile.command_url,
                 DEFAULT_COMMAND_URL,
             )),
-            query_url: trim_url(pick(&given.query_url, &profile.query_url, DEFAULT_QUERY_URL)),
+            query_url: trim_url(pick(
+                &given.query_url,
+                &profile.query_url,
+                DEFAULT_QUERY_URL,
+            )),
             key: given
                 .key
                 .clone()

@@ -71,17 +71,28 @@ fn problem_line(status: &u16, title: &str, detail: &str, errors: &[(String, Stri
 impl CliError {
     /// A problem+json body (or whatever the API sent) with its status.
     pub fn from_answer(status: u16, body: &Value, text: &str) -> Self {
-        let title = body["title"].as_str().map(str::to_owned).unwrap_or_else(|| {
-            reqwest::StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("error")
-                .to_owned()
-        });
-        let detail = body["detail"].as_str().map(str::to_owned).unwrap_or_else(|| {
-            // Not a problem document: a line of what came back, never more.
-            text.lines().next().unwrap_or("").chars().take(200).collect()
-        });
+        let title = body["title"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                reqwest::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("error")
+                    .to_owned()
+            });
+        let detail = body["detail"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                // Not a problem document: a line of what came back, never more.
+                text.lines()
+                    .next()
+                    .unwrap_or("")
+                    .chars()
+                    .take(200)
+                    .collect()
+            });
         let errors = body["errors"]
             .as_array()
             .map(|errors| {
@@ -187,7 +198,15 @@ mod tests {
 
     #[test]
     fn an_unauthorized_answer_says_to_check_the_key() {
-        let e = CliError::from_answer(401, &json!({"title": "Unauthorized", "detail": "no key"}), "");
-        assert!(e.line().contains("check SEXTANT_KEY / sextant login"), "{}", e.line());
+        let e = CliError::from_answer(
+            401,
+            &json!({"title": "Unauthorized", "detail": "no key"}),
+            "",
+        );
+        assert!(
+            e.line().contains("check SEXTANT_KEY / sextant login"),
+            "{}",
+            e.line()
+        );
     }
 }

@@ -73,7 +73,10 @@ impl Checkpoint {
                 ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(CliError::failed(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(CliError::failed(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -132,7 +135,9 @@ impl Source {
                     .from_reader(BufReader::with_capacity(1 << 16, file));
                 let names: Vec<String> = reader
                     .headers()
-                    .map_err(|e| CliError::Usage(format!("{}: no CSV header: {e}", path.display())))?
+                    .map_err(|e| {
+                        CliError::Usage(format!("{}: no CSV header: {e}", path.display()))
+                    })?
                     .iter()
                     .map(|h| h.trim_start_matches('\u{feff}').to_owned())
                     .collect();
@@ -140,7 +145,9 @@ impl Source {
                 mapper.check_header(&header)?;
                 if let Some(mark) = from {
                     let mut pos = csv::Position::new();
-                    pos.set_byte(mark.offset).set_line(mark.line).set_record(mark.record);
+                    pos.set_byte(mark.offset)
+                        .set_line(mark.line)
+                        .set_record(mark.record);
                     reader.seek(pos).map_err(|e| {
                         CliError::failed(format!("cannot resume at byte {}: {e}", mark.offset))
                     })?;
@@ -220,7 +227,14 @@ impl Source {
                                 cells: &cells,
                             })
                         };
-                        return Ok(Some((ReadRow { line, item, raw: cells }, mark)));
+                        return Ok(Some((
+                            ReadRow {
+                                line,
+                                item,
+                                raw: cells,
+                            },
+                            mark,
+                        )));
                     }
                     Err(e) => {
                         let line = e.position().map(|p| p.line()).unwrap_or(mark.line);
@@ -235,7 +249,11 @@ impl Source {
                                     mark,
                                 )))
                             }
-                            _ => return Err(CliError::failed(format!("reading the CSV failed: {e}"))),
+                            _ => {
+                                return Err(CliError::failed(format!(
+                                    "reading the CSV failed: {e}"
+                                )))
+                            }
                         }
                     }
                 }
@@ -268,7 +286,8 @@ impl Source {
                 let item = match serde_json::from_str::<Value>(text) {
                     Ok(Value::Object(mut map)) => {
                         if let Some(p) = provider.as_ref() {
-                            map.entry("provider").or_insert_with(|| Value::String(p.clone()));
+                            map.entry("provider")
+                                .or_insert_with(|| Value::String(p.clone()));
                         }
                         Ok(Value::Object(map))
                     }
@@ -359,7 +378,9 @@ impl Poster {
                     }
                 }
                 Err(e) => {
-                    if attempt >= MAX_ATTEMPTS || !(e.is_connect() || e.is_timeout() || e.is_request()) {
+                    if attempt >= MAX_ATTEMPTS
+                        || !(e.is_connect() || e.is_timeout() || e.is_request())
+                    {
                         return Err(crate::api::unreachable(Service::Command, &self.url, &e));
                     }
                     retry_after = None;
@@ -388,7 +409,10 @@ fn default_format(path: &Path) -> InputFormat {
 }
 
 fn beside(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
 }
@@ -499,7 +523,10 @@ pub async fn run(ctx: &Ctx<'_>, args: Import) -> Result<()> {
         .checkpoint
         .clone()
         .unwrap_or_else(|| checkpoint_path(&args.file, &absolute));
-    if let Some(dir) = checkpoint_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = checkpoint_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir)
             .map_err(|e| CliError::failed(format!("cannot create {}: {e}", dir.display())))?;
     }
@@ -535,7 +562,11 @@ pub async fn run(ctx: &Ctx<'_>, args: Import) -> Result<()> {
 
     // The reject file, cut back to what the checkpoint knew: rows of
     // batches answered after it are about to be sent again.
-    let mut rejects = open_rejects(&rejects_path, saved.as_ref().map(|c| c.rejects_len), &source)?;
+    let mut rejects = open_rejects(
+        &rejects_path,
+        saved.as_ref().map(|c| c.rejects_len),
+        &source,
+    )?;
     let mut checkpoint = saved.clone().unwrap_or(Checkpoint {
         input: absolute.display().to_string(),
         kind: kind.to_owned(),
@@ -549,11 +580,7 @@ pub async fn run(ctx: &Ctx<'_>, args: Import) -> Result<()> {
         duplicates: 0,
         errors: 0,
     });
-    checkpoint.rejects_len = rejects
-        .get_ref()
-        .metadata()
-        .map(|m| m.len())
-        .unwrap_or(0);
+    checkpoint.rejects_len = rejects.get_ref().metadata().map(|m| m.len()).unwrap_or(0);
     if let Some(c) = &saved {
         ctx.out.note(&format!(
             "resuming {} at line {} ({} rows done before)",
@@ -565,9 +592,10 @@ pub async fn run(ctx: &Ctx<'_>, args: Import) -> Result<()> {
 
     let poster = std::sync::Arc::new(Poster {
         http: ctx.api.http().clone(),
-        url: ctx
-            .api
-            .url(Service::Command, &format!("/v1/clients/{}/{kind}", seg(&client))),
+        url: ctx.api.url(
+            Service::Command,
+            &format!("/v1/clients/{}/{kind}", seg(&client)),
+        ),
         key: ctx.api.key().map(|k| k.expose().to_owned()),
         field: kind,
     });
@@ -648,9 +676,10 @@ pub async fn run(ctx: &Ctx<'_>, args: Import) -> Result<()> {
         for result in &answered.results {
             if result["status"] == "error" {
                 let index = result["index"].as_u64().unwrap_or(0) as usize;
-                if let (Some(line), Some(raw)) =
-                    (answered.batch.lines.get(index), answered.batch.raws.get(index))
-                {
+                if let (Some(line), Some(raw)) = (
+                    answered.batch.lines.get(index),
+                    answered.batch.raws.get(index),
+                ) {
                     refused.push((
                         *line,
                         result["field"].as_str().unwrap_or(".").to_owned(),
@@ -731,10 +760,7 @@ pub async fn run(ctx: &Ctx<'_>, args: Import) -> Result<()> {
             ("recorded", counts.recorded.to_string()),
             ("duplicates", counts.duplicates.to_string()),
             ("errors", counts.errors.to_string()),
-            (
-                "rejects",
-                crate::output::cell(&summary["rejects"]),
-            ),
+            ("rejects", crate::output::cell(&summary["rejects"])),
             ("rows/s", crate::output::cell(&summary["rows_per_second"])),
             (
                 "state",
@@ -771,16 +797,15 @@ fn header_len(source: &Source) -> u64 {
     w.into_inner().map(|v| v.len() as u64).unwrap_or(0)
 }
 
-fn open_rejects(
-    path: &Path,
-    keep: Option<u64>,
-    source: &Source,
-) -> Result<csv::Writer<File>> {
+fn open_rejects(path: &Path, keep: Option<u64>, source: &Source) -> Result<csv::Writer<File>> {
     let err = |e: std::io::Error| CliError::failed(format!("cannot write {}: {e}", path.display()));
     let existing = std::fs::metadata(path).map(|m| m.len()).ok();
     match (keep, existing) {
         (Some(keep), Some(len)) if keep > 0 && len >= keep => {
-            let file = std::fs::OpenOptions::new().write(true).open(path).map_err(err)?;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(err)?;
             file.set_len(keep).map_err(err)?;
             let mut file = file;
             file.seek(SeekFrom::End(0)).map_err(err)?;

@@ -29,7 +29,11 @@ pub async fn main() -> u8 {
         Ok(cli) => cli,
         Err(e) => {
             // clap's own rendering: help and version are not errors.
-            let code = if e.use_stderr() { error::USAGE } else { error::OK };
+            let code = if e.use_stderr() {
+                error::USAGE
+            } else {
+                error::OK
+            };
             let _ = e.print();
             return code;
         }

@@ -80,7 +80,10 @@ pub async fn run(
             ("profile", name.clone()),
             ("file", path.display().to_string()),
             ("role", cell(&identity["role"])),
-            ("client", profile.client.clone().unwrap_or_else(|| "-".into())),
+            (
+                "client",
+                profile.client.clone().unwrap_or_else(|| "-".into()),
+            ),
         ],
     )
 }

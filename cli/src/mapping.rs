@@ -121,7 +121,10 @@ enum FieldType {
 
 fn field_type(field: &str) -> FieldType {
     match field {
-        "step" | "context_version" | "lead.score" | "content.subject_words"
+        "step"
+        | "context_version"
+        | "lead.score"
+        | "content.subject_words"
         | "content.body_words" => FieldType::Integer,
         "content.subject_question" | "content.personalized" => FieldType::Boolean,
         "sent_at" | "occurred_at" => FieldType::Time,
@@ -219,12 +222,20 @@ pub fn parse_time(raw: &str, format: Option<&str>) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));
     }
-    for f in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f%z"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
         if let Ok(t) = DateTime::parse_from_str(raw, f) {
             return Some(t.with_timezone(&Utc));
         }
     }
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(raw, f) {
             return Some(Utc.from_utc_datetime(&t));
         }
@@ -294,13 +305,22 @@ impl MappingFile {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| {
-            CliError::Usage(format!("{} is not a mapping file: {}", path.display(), e.message()))
+            CliError::Usage(format!(
+                "{} is not a mapping file: {}",
+                path.display(),
+                e.message()
+            ))
         })
     }
 
     fn check(&self, kind: ImportKind) -> Result<()> {
         let known = fields(kind);
-        for field in self.columns.values().chain(self.fixed.keys()).chain(self.values.keys()) {
+        for field in self
+            .columns
+            .values()
+            .chain(self.fixed.keys())
+            .chain(self.values.keys())
+        {
             if !known.contains(&field.as_str()) {
                 return Err(CliError::Usage(format!(
                     "the mapping names {field:?}, which is not a field of {}: one of {}",
@@ -412,7 +432,8 @@ impl Mapper {
                     if !fields(self.kind).contains(&name) {
                         continue;
                     }
-                    if let Some(raw) = row.cells.get(i).map(|s| s.trim()).filter(|s| !s.is_empty()) {
+                    if let Some(raw) = row.cells.get(i).map(|s| s.trim()).filter(|s| !s.is_empty())
+                    {
                         set(&mut item, name, convert(name, raw, None)?);
                     }
                 }
@@ -426,7 +447,11 @@ impl Mapper {
                             .and_then(|t| t.get(raw))
                             .map(String::as_str)
                             .unwrap_or(raw);
-                        set(&mut item, field, convert(field, raw, m.time_format.as_deref())?);
+                        set(
+                            &mut item,
+                            field,
+                            convert(field, raw, m.time_format.as_deref())?,
+                        );
                     }
                 }
                 for (field, value) in &m.fixed {
@@ -461,8 +486,12 @@ fn lead_token(email: &str) -> String {
 }
 
 fn need<'a>(row: &'a Row<'_>, field: &str, names: &[&str]) -> Result<&'a str, Refusal> {
-    row.get(names)
-        .ok_or_else(|| Refusal::new(field, format!("no value in any of the columns {}", names.join(", "))))
+    row.get(names).ok_or_else(|| {
+        Refusal::new(
+            field,
+            format!("no value in any of the columns {}", names.join(", ")),
+        )
+    })
 }
 
 fn put_text(item: &mut Map<String, Value>, field: &str, value: Option<&str>) {
@@ -510,7 +539,9 @@ fn vendor_event(vendor: Vendor, name: &str) -> VendorEvent {
             "email_bounced" => Outcome("bounced", None),
             "lead_unsubscribed" => Outcome("unsubscribed", None),
             "lead_interested" => Outcome("replied", Some("interested")),
-            "lead_not_interested" | "lead_wrong_person" => Outcome("replied", Some("not_interested")),
+            "lead_not_interested" | "lead_wrong_person" => {
+                Outcome("replied", Some("not_interested"))
+            }
             "lead_out_of_office" => Outcome("replied", Some("out_of_office")),
             "lead_meeting_booked" => Outcome("meeting_booked", None),
             "lead_closed" => Outcome("converted", None),
@@ -583,14 +614,22 @@ fn vendor_item(
     item: &mut Map<String, Value>,
 ) -> Result<(), Refusal> {
     let (event_columns, provider) = vendor_columns(vendor);
-    let event = row.get(event_columns).map(|name| (name, vendor_event(vendor, name)));
+    let event = row
+        .get(event_columns)
+        .map(|name| (name, vendor_event(vendor, name)));
     item.insert("provider".into(), Value::String(provider.into()));
     item.insert(
         "provider_message_id".into(),
         Value::String(vendor_message_id(vendor, row)?),
     );
     let time_columns: &[&str] = match vendor {
-        Vendor::Smartlead => &["event_timestamp", "timestamp", "sent_time", "sent_at", "time"],
+        Vendor::Smartlead => &[
+            "event_timestamp",
+            "timestamp",
+            "sent_time",
+            "sent_at",
+            "time",
+        ],
         Vendor::Instantly => &["timestamp", "timestamp_created", "sent_at"],
         Vendor::Lemlist => &["createdAt", "sentAt", "date"],
     };
@@ -611,11 +650,23 @@ fn vendor_item(
             set(item, "sent_at", convert("sent_at", time, None)?);
             match vendor {
                 Vendor::Smartlead => {
-                    put_text(item, "lead.email", row.get(&["to_email", "sl_lead_email", "lead_email", "email"]));
-                    put_text(item, "lead.name", row.get(&["to_name", "lead_name", "name"]));
+                    put_text(
+                        item,
+                        "lead.email",
+                        row.get(&["to_email", "sl_lead_email", "lead_email", "email"]),
+                    );
+                    put_text(
+                        item,
+                        "lead.name",
+                        row.get(&["to_name", "lead_name", "name"]),
+                    );
                     put_text(item, "campaign_id", row.get(&["campaign_id"]));
                     put_converted(item, "step", row.get(&["sequence_number"]))?;
-                    put_text(item, "content.subject", row.get(&["subject", "email_subject"]));
+                    put_text(
+                        item,
+                        "content.subject",
+                        row.get(&["subject", "email_subject"]),
+                    );
                     put_text(item, "resource", row.get(&["from_email"]));
                 }
                 Vendor::Instantly => {
@@ -623,7 +674,11 @@ fn vendor_item(
                     put_text(item, "campaign_id", row.get(&["campaign_id"]));
                     put_converted(item, "step", row.get(&["step"]))?;
                     put_text(item, "variant", row.get(&["variant"]));
-                    put_text(item, "content.subject", row.get(&["email_subject", "subject"]));
+                    put_text(
+                        item,
+                        "content.subject",
+                        row.get(&["email_subject", "subject"]),
+                    );
                     put_text(item, "resource", row.get(&["email_account"]));
                 }
                 Vendor::Lemlist => {
@@ -637,8 +692,10 @@ fn vendor_item(
                                 .chars()
                                 .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
                                 .collect();
-                            let lead_ref: String =
-                                format!("lemlist_lead_{cleaned}").chars().take(128).collect();
+                            let lead_ref: String = format!("lemlist_lead_{cleaned}")
+                                .chars()
+                                .take(128)
+                                .collect();
                             item.insert("lead_ref".into(), Value::String(lead_ref));
                         }
                     }
@@ -693,11 +750,34 @@ mod tests {
     #[test]
     fn columns_named_as_the_apis_fields_map_with_their_types() {
         let (h, cells) = row_of(
-            &["provider", "provider_message_id", "lead.email", "channel", "step", "content.personalized", "sent_at", "other"],
-            &["smtp", "m-1", "a@b.co", "email", "2", "yes", "2026-01-02 03:04:05", "x"],
+            &[
+                "provider",
+                "provider_message_id",
+                "lead.email",
+                "channel",
+                "step",
+                "content.personalized",
+                "sent_at",
+                "other",
+            ],
+            &[
+                "smtp",
+                "m-1",
+                "a@b.co",
+                "email",
+                "2",
+                "yes",
+                "2026-01-02 03:04:05",
+                "x",
+            ],
         );
         let m = Mapper::new(ImportKind::Sends, None, None).expect("mapper");
-        let item = m.map(&Row { header: &h, cells: &cells }).expect("an item");
+        let item = m
+            .map(&Row {
+                header: &h,
+                cells: &cells,
+            })
+            .expect("an item");
         assert_eq!(
             item,
             json!({"provider": "smtp", "provider_message_id": "m-1", "lead": {"email": "a@b.co"},
@@ -722,9 +802,17 @@ provider = "acme"
 "#,
         )
         .expect("a mapping");
-        let (h, cells) = row_of(&["Message", "What", "When"], &["m-9", "Opened", "05/03/2026 10:30"]);
+        let (h, cells) = row_of(
+            &["Message", "What", "When"],
+            &["m-9", "Opened", "05/03/2026 10:30"],
+        );
         let m = Mapper::new(ImportKind::Outcomes, None, Some(mapping)).expect("mapper");
-        let item = m.map(&Row { header: &h, cells: &cells }).expect("an item");
+        let item = m
+            .map(&Row {
+                header: &h,
+                cells: &cells,
+            })
+            .expect("an item");
         assert_eq!(
             item,
             json!({"provider": "acme", "provider_message_id": "m-9", "kind": "opened",
@@ -746,18 +834,42 @@ provider = "acme"
     fn a_bad_number_is_refused_naming_the_field() {
         let (h, cells) = row_of(&["provider_message_id", "step"], &["m", "three"]);
         let m = Mapper::new(ImportKind::Sends, None, None).expect("mapper");
-        let refusal = m.map(&Row { header: &h, cells: &cells }).expect_err("refused");
+        let refusal = m
+            .map(&Row {
+                header: &h,
+                cells: &cells,
+            })
+            .expect_err("refused");
         assert_eq!(refusal.field, "step");
     }
 
     #[test]
     fn instantly_rows_get_the_webhooks_message_id() {
         let (h, cells) = row_of(
-            &["timestamp", "event_type", "campaign_id", "lead_email", "step", "email_account"],
-            &["2025-05-13T08:41:10.000Z", "email_sent", "camp-1", " Maria@Prospect.example", "1", "sam@x.example"],
+            &[
+                "timestamp",
+                "event_type",
+                "campaign_id",
+                "lead_email",
+                "step",
+                "email_account",
+            ],
+            &[
+                "2025-05-13T08:41:10.000Z",
+                "email_sent",
+                "camp-1",
+                " Maria@Prospect.example",
+                "1",
+                "sam@x.example",
+            ],
         );
         let m = Mapper::new(ImportKind::Sends, Some("instantly"), None).expect("mapper");
-        let item = m.map(&Row { header: &h, cells: &cells }).expect("an item");
+        let item = m
+            .map(&Row {
+                header: &h,
+                cells: &cells,
+            })
+            .expect("an item");
         let expected = format!("camp-1:{}:1", lead_token("maria@prospect.example"));
         assert_eq!(item["provider_message_id"], json!(expected));
         assert_eq!(item["provider"], "instantly");
@@ -772,7 +884,12 @@ provider = "acme"
             &["EMAIL_OPEN", "st-1", "2025-03-28T08:15:01+00:00"],
         );
         let m = Mapper::new(ImportKind::Outcomes, Some("smartlead"), None).expect("mapper");
-        let item = m.map(&Row { header: &h, cells: &cells }).expect("an item");
+        let item = m
+            .map(&Row {
+                header: &h,
+                cells: &cells,
+            })
+            .expect("an item");
         assert_eq!(
             item,
             json!({"provider": "smartlead", "provider_message_id": "st-1", "kind": "opened",
@@ -780,10 +897,22 @@ provider = "acme"
         );
         let (h, cells) = row_of(
             &["_id", "type", "createdAt", "campaignId", "leadId", "stepId"],
-            &["act_1", "emailsInterested", "2025-10-29T11:42:10.004Z", "cam", "lea", "stp"],
+            &[
+                "act_1",
+                "emailsInterested",
+                "2025-10-29T11:42:10.004Z",
+                "cam",
+                "lea",
+                "stp",
+            ],
         );
         let m = Mapper::new(ImportKind::Outcomes, Some("lemlist"), None).expect("mapper");
-        let item = m.map(&Row { header: &h, cells: &cells }).expect("an item");
+        let item = m
+            .map(&Row {
+                header: &h,
+                cells: &cells,
+            })
+            .expect("an item");
         assert_eq!(item["provider_message_id"], "cam:lea:stp");
         assert_eq!(item["kind"], "replied");
         assert_eq!(item["intent"], "interested");

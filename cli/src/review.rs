@@ -47,7 +47,11 @@ pub async fn run(ctx: &Ctx<'_>) -> Result<()> {
             loop {
                 let key = term.read_key().map_err(io)?;
                 let outcome = match key {
-                    Key::Char('a') => Some(decide_raw(ctx, &id, "approve", json!({})).await.map(|_| approved += 1)),
+                    Key::Char('a') => Some(
+                        decide_raw(ctx, &id, "approve", json!({}))
+                            .await
+                            .map(|_| approved += 1),
+                    ),
                     Key::Char('r') => {
                         term.write_str("reason: ").map_err(io)?;
                         let reason = term.read_line().map_err(io)?;
@@ -111,5 +115,6 @@ fn edit_patch(patch: &Value) -> Result<Value> {
         return Err(CliError::failed(format!("{editor} exited with {status}")));
     }
     let edited = edited.map_err(|e| CliError::failed(format!("cannot read the patch: {e}")))?;
-    serde_json::from_str(&edited).map_err(|e| CliError::Usage(format!("the patch is not JSON: {e}")))
+    serde_json::from_str(&edited)
+        .map_err(|e| CliError::Usage(format!("the patch is not JSON: {e}")))
 }

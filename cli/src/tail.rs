@@ -129,11 +129,7 @@ pub async fn run(settings: &Settings, tail: Tail) -> Result<()> {
         .await
         .map_err(|e| CliError::failed(format!("cannot follow the stream: {e}")))?;
     // Said once the consumer exists: from here on nothing is missed.
-    eprintln!(
-        "following {} ({})",
-        settings.stream,
-        subjects.join(", ")
-    );
+    eprintln!("following {} ({})", settings.stream, subjects.join(", "));
 
     let min_position = match since {
         Some(Since::Position(p)) => p,
@@ -214,14 +210,20 @@ mod tests {
 
     #[test]
     fn subjects_follow_the_prefix_client_aggregate_event_layout() {
-        assert_eq!(filter_subjects("p.events", Some("c1"), &[]), vec!["p.events.c1.>"]);
+        assert_eq!(
+            filter_subjects("p.events", Some("c1"), &[]),
+            vec!["p.events.c1.>"]
+        );
         assert_eq!(
             filter_subjects(
                 "p.events",
                 None,
                 &["send_recorded".into(), "context.update_proposed".into()]
             ),
-            vec!["p.events.*.*.send_recorded", "p.events.*.context.update_proposed"]
+            vec![
+                "p.events.*.*.send_recorded",
+                "p.events.*.context.update_proposed"
+            ]
         );
     }
 }

@@ -706,8 +706,15 @@ mod tests {
         .applied_to(AlertLimits::default());
         let t = Thresholds::default().with_limits(limits);
         assert_eq!(t.bounce_raise, 0.06);
-        assert!((t.bounce_resolve - 0.04).abs() < 1e-12, "{}", t.bounce_resolve);
-        assert_eq!(t.complaint_raise, 0.001, "a limit left out keeps the default");
+        assert!(
+            (t.bounce_resolve - 0.04).abs() < 1e-12,
+            "{}",
+            t.bounce_resolve
+        );
+        assert_eq!(
+            t.complaint_raise, 0.001,
+            "a limit left out keeps the default"
+        );
         assert_eq!(t.complaint_resolve, 0.0005);
         let signal = |bounces| rate_signal(bounces, 200, 100, t.bounce_raise, t.bounce_resolve);
         assert_eq!(signal(8), Signal::Hold, "4% is below this client's 6%");
@@ -725,8 +732,7 @@ mod tests {
         for good in [0.0001, 0.03, 0.5] {
             assert!(AlertRate::try_from(good).is_ok(), "{good}");
         }
-        let parsed: Result<AlertLimitsChange, _> =
-            serde_json::from_str(r#"{"bounce_rate": 3}"#);
+        let parsed: Result<AlertLimitsChange, _> = serde_json::from_str(r#"{"bounce_rate": 3}"#);
         assert!(parsed.is_err(), "3 is 300%, not 3%");
     }
 

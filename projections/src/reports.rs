@@ -7,12 +7,16 @@
 //! period of its send, whenever it arrives (the rates of the weekly
 //! report); the **activity** counts it in the period it happened. Each
 //! outcome counts once per send, at its first report. `report_sends` keeps
-//! each send's keys and the first time each outcome followed it, so that an
-//! outcome finds its send's periods and a time zone change rebuilds the
-//! client's rollups from it (`report_clients` holds the zone the log says).
-//! Writes are set-based: one statement per table per batch.
+//! each send's keys (written once, never updated) so that an outcome finds
+//! its send's periods, and `report_outcomes` the first time each outcome
+//! followed a send (its primary key refuses a second); a time zone change
+//! rebuilds the client's rollups from the two (`report_clients` holds the
+//! zone the log says). Writes are set-based: one statement per table per
+//! batch, and the sends and outcomes tables take narrow rows, inserted
+//! only: this projection rides the send consumer beside three others, and
+//! what it costs per event is what batch ingest loses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use futures::TryStreamExt;
@@ -115,13 +119,12 @@ fn slot_of(name: &str) -> Option<usize> {
     COUNTS[1..].iter().position(|c| *c == name)
 }
 
-/// A send as `report_sends` keeps it.
+/// A send as `report_sends` keeps it: its client, time and breakdown keys.
 #[derive(Clone)]
 struct SendRow {
     client: Uuid,
     sent_at: DateTime<Utc>,
     dims: [String; 6],
-    at: [Option<DateTime<Utc>>; OUTCOMES],
 }
 
 impl SendRow {
@@ -140,37 +143,41 @@ impl SendRow {
                 facts.provider.clone(),
                 facts.resource.clone().unwrap_or_default(),
             ],
-            at: [None; OUTCOMES],
         }
     }
 }
 
-/// Count changes by rollup row key.
 /// A rollup row's key: client, grain, basis, period, dimension (0: all)
 /// and value, grain, basis and dimension as indexes.
 type RollupKey = (Uuid, u8, u8, NaiveDate, u8, String);
 
+/// Count changes, gathered by client, basis, local day and breakdown keys
+/// (interned), and spread over the rollup rows (two grains, every
+/// dimension) only when written: a batch's sends share few of those, so
+/// each event costs one small key, not fourteen.
 #[derive(Default)]
 struct Deltas {
-    counts: HashMap<RollupKey, [i64; 12]>,
+    dims: Vec<[String; 6]>,
+    dims_index: HashMap<[String; 6], u32>,
+    counts: HashMap<(Uuid, u8, NaiveDate, u32), [i64; 12]>,
 }
 
 impl Deltas {
-    /// Adds 1 to `column` under every dimension of `send`, for `basis`, in
-    /// the week and the day of `at`.
-    fn add(&mut self, send: &SendRow, tz: Tz, basis: u8, at: DateTime<Utc>, column: usize) {
-        let periods = [week_of(at, tz), day_of(at, tz)];
-        for (grain, period) in periods.into_iter().enumerate() {
-            for dim in 0..=DIMENSIONS.len() {
-                let value = if dim == 0 {
-                    String::new()
-                } else {
-                    send.dims[dim - 1].clone()
-                };
-                let key = (send.client, grain as u8, basis, period, dim as u8, value);
-                self.counts.entry(key).or_insert([0; 12])[column] += 1;
-            }
+    fn intern(&mut self, dims: &[String; 6]) -> u32 {
+        if let Some(&index) = self.dims_index.get(dims) {
+            return index;
         }
+        let index = self.dims.len() as u32;
+        self.dims.push(dims.clone());
+        self.dims_index.insert(dims.clone(), index);
+        index
+    }
+
+    /// Adds 1 to `column` for `send`, for `basis`, on the local day of `at`.
+    fn add(&mut self, send: &SendRow, tz: Tz, basis: u8, at: DateTime<Utc>, column: usize) {
+        let dims = self.intern(&send.dims);
+        let key = (send.client, basis, day_of(at, tz), dims);
+        self.counts.entry(key).or_insert([0; 12])[column] += 1;
     }
 
     /// A send counted under both bases at its time.
@@ -186,11 +193,37 @@ impl Deltas {
         self.add(send, tz, 1, at, slot + 1);
     }
 
+    /// The changes by rollup row: each day's in its week and in itself,
+    /// under every dimension.
+    fn rollups(&self) -> HashMap<RollupKey, [i64; 12]> {
+        let mut rows: HashMap<RollupKey, [i64; 12]> = HashMap::new();
+        for (&(client, basis, day, dims), counts) in &self.counts {
+            let week = day - Duration::days(i64::from(day.weekday().num_days_from_monday()));
+            for (grain, period) in [(0u8, week), (1u8, day)] {
+                for dim in 0..=DIMENSIONS.len() {
+                    let value = if dim == 0 {
+                        String::new()
+                    } else {
+                        self.dims[dims as usize][dim - 1].clone()
+                    };
+                    let row = rows
+                        .entry((client, grain, basis, period, dim as u8, value))
+                        .or_insert([0; 12]);
+                    for (total, add) in row.iter_mut().zip(counts) {
+                        *total += add;
+                    }
+                }
+            }
+        }
+        rows
+    }
+
     async fn write(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         if self.counts.is_empty() {
             return Ok(());
         }
-        let rows: Vec<_> = self.counts.iter().collect();
+        let rollups = self.rollups();
+        let rows: Vec<_> = rollups.iter().collect();
         let columns = COUNTS.join(", ");
         let casts: String = (0..COUNTS.len())
             .map(|i| format!(", ${}::bigint[]", i + 7))
@@ -253,6 +286,7 @@ impl Projection for ReportsProjection {
         &[
             "report_rollups",
             "report_sends",
+            "report_outcomes",
             "report_pending",
             "report_clients",
         ]
@@ -345,16 +379,10 @@ async fn zones(
 }
 
 const SEND_COLUMNS: &str = "send_id, client_id, sent_at, channel, campaign, agent, \
-     context_version, provider, resource, delivered_at, opened_at, clicked_at, replied_at, \
-     positive_at, meetings_at, conversions_at, bounced_at, hard_bounced_at, unsubscribed_at, \
-     complained_at";
+     context_version, provider, resource";
 
 fn row_of(row: &sqlx::postgres::PgRow) -> Result<(Uuid, SendRow), sqlx::Error> {
     use sqlx::Row;
-    let mut at = [None; OUTCOMES];
-    for (slot, value) in at.iter_mut().enumerate() {
-        *value = row.try_get(format!("{}_at", slot_name(slot)).as_str())?;
-    }
     let dims = [
         row.try_get("channel")?,
         row.try_get("campaign")?,
@@ -369,17 +397,18 @@ fn row_of(row: &sqlx::postgres::PgRow) -> Result<(Uuid, SendRow), sqlx::Error> {
             client: row.try_get("client_id")?,
             sent_at: row.try_get("sent_at")?,
             dims,
-            at,
         },
     ))
 }
 
-/// Rebuilds one client's rollups from its sends, in `tz`.
+/// Rebuilds one client's rollups from its sends and their outcomes, in
+/// `tz`. Rare (a change of zone): it reads the client's rows by scanning.
 async fn rebuild_client(
     conn: &mut PgConnection,
     client: Uuid,
     tz: Tz,
 ) -> Result<(), ProjectionError> {
+    use sqlx::Row;
     sqlx::query("DELETE FROM report_rollups WHERE client_id = $1")
         .bind(client)
         .execute(&mut *conn)
@@ -391,11 +420,27 @@ async fn rebuild_client(
         while let Some(row) = rows.try_next().await? {
             let (_, send) = row_of(&row)?;
             deltas.send(&send, tz);
-            for (slot, at) in send.at.iter().enumerate() {
-                if let Some(at) = at {
-                    deltas.outcome(&send, tz, slot, *at);
-                }
-            }
+        }
+    }
+    {
+        let sql = format!(
+            "SELECT {}, o.metric, o.occurred_at FROM report_outcomes o \
+             JOIN report_sends s USING (send_id) WHERE s.client_id = $1",
+            SEND_COLUMNS
+                .split(", ")
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut rows = sqlx::query(&sql).bind(client).fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
+            let (_, send) = row_of(&row)?;
+            let metric: String = row.try_get("metric")?;
+            let at: DateTime<Utc> = row.try_get("occurred_at")?;
+            let slot = slot_of(&metric).ok_or_else(|| {
+                ProjectionError::Malformed(format!("report_outcomes.metric {metric:?}"))
+            })?;
+            deltas.outcome(&send, tz, slot, at);
         }
     }
     deltas.write(conn).await?;
@@ -416,7 +461,7 @@ async fn apply_sends(
     let tz = zones(conn, &clients).await?;
     let zone = |client: &Uuid| tz.get(client).copied().unwrap_or(Tz::UTC);
     // The sends this run's outcomes follow, when recorded before it.
-    let recorded_here: std::collections::HashSet<Uuid> = run
+    let recorded_here: HashSet<Uuid> = run
         .iter()
         .filter(|(_, _, e)| matches!(e, SendEvent::SendRecorded(_)))
         .map(|(id, ..)| *id)
@@ -442,14 +487,25 @@ async fn apply_sends(
             known.insert(id, send);
         }
     }
-    // Outcomes that came before the sends this run records.
+    // Outcomes that came before the sends this run records. Outcomes
+    // nearly always follow their sends: when none waits at all, the
+    // run's sends are not looked up one by one.
     let arriving: Vec<Uuid> = recorded_here.iter().copied().collect();
-    let pending: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-        "DELETE FROM report_pending WHERE send_id = ANY($1) RETURNING send_id, metric, occurred_at",
-    )
-    .bind(&arriving)
-    .fetch_all(&mut *conn)
-    .await?;
+    let any_waiting: bool = !arriving.is_empty()
+        && sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM report_pending)")
+            .fetch_one(&mut *conn)
+            .await?;
+    let pending: Vec<(Uuid, String, DateTime<Utc>)> = if any_waiting {
+        sqlx::query_as(
+            "DELETE FROM report_pending WHERE send_id = ANY($1) \
+             RETURNING send_id, metric, occurred_at",
+        )
+        .bind(&arriving)
+        .fetch_all(&mut *conn)
+        .await?
+    } else {
+        Vec::new()
+    };
     let mut waiting: HashMap<Uuid, [Option<DateTime<Utc>>; OUTCOMES]> = HashMap::new();
     for (id, metric, at) in pending {
         if let Some(slot) = slot_of(&metric) {
@@ -458,22 +514,24 @@ async fn apply_sends(
     }
     let mut deltas = Deltas::default();
     let mut new_sends: Vec<(Uuid, SendRow)> = Vec::new();
-    let mut changed: HashMap<Uuid, ()> = HashMap::new();
     let mut index: HashMap<Uuid, usize> = HashMap::new();
+    // Each outcome of a known send, first report first; whether it is the
+    // send's first of its kind at all, `report_outcomes` says.
+    let mut firsts: Vec<(Uuid, usize, DateTime<Utc>)> = Vec::new();
+    let mut seen: HashSet<(Uuid, usize)> = HashSet::new();
     for (send_id, client, event) in &run {
         match event {
             SendEvent::SendRecorded(facts) => {
                 if known.contains_key(send_id) || index.contains_key(send_id) {
                     continue;
                 }
-                let mut send = SendRow::of(*client, facts);
-                let tz = zone(client);
-                deltas.send(&send, tz);
+                let send = SendRow::of(*client, facts);
+                deltas.send(&send, zone(client));
                 if let Some(first) = waiting.remove(send_id) {
                     for (slot, at) in first.iter().enumerate() {
                         if let Some(at) = at {
-                            send.at[slot] = Some(*at);
-                            deltas.outcome(&send, tz, slot, *at);
+                            seen.insert((*send_id, slot));
+                            firsts.push((*send_id, slot, *at));
                         }
                     }
                 }
@@ -483,39 +541,31 @@ async fn apply_sends(
             SendEvent::OutcomeRecorded(o) | SendEvent::ReplyClassified(o) => {
                 let slots = outcome_slots(event);
                 let at = o.occurred_at;
-                let send = match index.get(send_id) {
-                    Some(&i) => Some(&mut new_sends[i].1),
-                    None => known.get_mut(send_id),
-                };
-                match send {
-                    Some(send) => {
-                        let tz = zone(&send.client);
-                        for slot in slots {
-                            if send.at[slot].is_none() {
-                                send.at[slot] = Some(at);
-                                deltas.outcome(send, tz, slot, at);
-                                if !index.contains_key(send_id) {
-                                    changed.insert(*send_id, ());
-                                }
-                            }
+                if index.contains_key(send_id) || known.contains_key(send_id) {
+                    for slot in slots {
+                        if seen.insert((*send_id, slot)) {
+                            firsts.push((*send_id, slot, at));
                         }
                     }
-                    None => {
-                        let first = waiting.entry(*send_id).or_insert([None; OUTCOMES]);
-                        for slot in slots {
-                            earliest(&mut first[slot], at);
-                        }
+                } else {
+                    let first = waiting.entry(*send_id).or_insert([None; OUTCOMES]);
+                    for slot in slots {
+                        earliest(&mut first[slot], at);
                     }
                 }
             }
         }
     }
     insert_sends(conn, &new_sends).await?;
-    let updated: Vec<(Uuid, &SendRow)> = changed
-        .keys()
-        .filter_map(|id| known.get(id).map(|s| (*id, s)))
-        .collect();
-    update_sends(conn, &updated).await?;
+    for (send_id, slot, at) in insert_outcomes(conn, &firsts).await? {
+        let send = match index.get(&send_id) {
+            Some(&i) => Some(&new_sends[i].1),
+            None => known.get(&send_id),
+        };
+        if let Some(send) = send {
+            deltas.outcome(send, zone(&send.client), slot, at);
+        }
+    }
     insert_pending(conn, &waiting).await?;
     deltas.write(conn).await?;
     Ok(())
@@ -527,12 +577,6 @@ fn earliest(slot: &mut Option<DateTime<Utc>>, at: DateTime<Utc>) {
     }
 }
 
-fn at_columns() -> Vec<String> {
-    (0..OUTCOMES)
-        .map(|s| format!("{}_at", slot_name(s)))
-        .collect()
-}
-
 async fn insert_sends(
     conn: &mut PgConnection,
     sends: &[(Uuid, SendRow)],
@@ -540,13 +584,10 @@ async fn insert_sends(
     if sends.is_empty() {
         return Ok(());
     }
-    let casts: String = (0..OUTCOMES)
-        .map(|i| format!(", ${}::timestamptz[]", i + 10))
-        .collect();
     let sql = format!(
         "INSERT INTO report_sends ({SEND_COLUMNS}) \
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], \
-         $6::text[], $7::text[], $8::text[], $9::text[]{casts}) ON CONFLICT (send_id) DO NOTHING"
+         $6::text[], $7::text[], $8::text[], $9::text[]) ON CONFLICT (send_id) DO NOTHING"
     );
     let mut query = sqlx::query(&sql)
         .bind(sends.iter().map(|(id, _)| *id).collect::<Vec<_>>())
@@ -560,40 +601,37 @@ async fn insert_sends(
                 .collect::<Vec<_>>(),
         );
     }
-    for slot in 0..OUTCOMES {
-        query = query.bind(sends.iter().map(|(_, s)| s.at[slot]).collect::<Vec<_>>());
-    }
     query.execute(conn).await?;
     Ok(())
 }
 
-async fn update_sends(
+/// Records each outcome as its send's first of its kind; answers those
+/// that were (a send's outcome of a kind already recorded is not).
+async fn insert_outcomes(
     conn: &mut PgConnection,
-    sends: &[(Uuid, &SendRow)],
-) -> Result<(), sqlx::Error> {
-    if sends.is_empty() {
-        return Ok(());
+    outcomes: &[(Uuid, usize, DateTime<Utc>)],
+) -> Result<Vec<(Uuid, usize, DateTime<Utc>)>, ProjectionError> {
+    if outcomes.is_empty() {
+        return Ok(Vec::new());
     }
-    let columns = at_columns();
-    let sets = columns
-        .iter()
-        .map(|c| format!("{c} = u.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let casts: String = (0..OUTCOMES)
-        .map(|i| format!(", ${}::timestamptz[]", i + 2))
-        .collect();
-    let sql = format!(
-        "UPDATE report_sends s SET {sets} \
-         FROM UNNEST($1::uuid[]{casts}) AS u(send_id, {}) WHERE s.send_id = u.send_id",
-        columns.join(", ")
-    );
-    let mut query = sqlx::query(&sql).bind(sends.iter().map(|(id, _)| *id).collect::<Vec<_>>());
-    for slot in 0..OUTCOMES {
-        query = query.bind(sends.iter().map(|(_, s)| s.at[slot]).collect::<Vec<_>>());
-    }
-    query.execute(conn).await?;
-    Ok(())
+    let rows: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+        "INSERT INTO report_outcomes (send_id, metric, occurred_at) \
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[]) \
+         ON CONFLICT (send_id, metric) DO NOTHING RETURNING send_id, metric, occurred_at",
+    )
+    .bind(outcomes.iter().map(|o| o.0).collect::<Vec<_>>())
+    .bind(outcomes.iter().map(|o| slot_name(o.1)).collect::<Vec<_>>())
+    .bind(outcomes.iter().map(|o| o.2).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(id, metric, at)| {
+            let slot = slot_of(&metric).ok_or_else(|| {
+                ProjectionError::Malformed(format!("report_outcomes.metric {metric:?}"))
+            })?;
+            Ok((id, slot, at))
+        })
+        .collect()
 }
 
 async fn insert_pending(

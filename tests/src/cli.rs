@@ -173,7 +173,12 @@ impl Sextant {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--output", "json"]);
         let out = self.run(&all).await;
-        assert_eq!(out.status.code(), Some(0), "sextant {args:?}: {}", show(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "sextant {args:?}: {}",
+            show(&out)
+        );
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("sextant {args:?} printed no JSON ({e}): {}", show(&out)))
     }
@@ -200,8 +205,11 @@ pub fn write_sends_csv(path: &Path, rows: impl Iterator<Item = String>) {
     use std::io::Write;
     let file = std::fs::File::create(path).expect("create the CSV");
     let mut w = std::io::BufWriter::new(file);
-    writeln!(w, "provider,provider_message_id,lead.email,channel,campaign_id,step,sent_at")
-        .expect("write");
+    writeln!(
+        w,
+        "provider,provider_message_id,lead.email,channel,campaign_id,step,sent_at"
+    )
+    .expect("write");
     for row in rows {
         writeln!(w, "{row}").expect("write");
     }

@@ -761,9 +761,18 @@ async fn an_alert_limit_outside_what_a_rate_can_be_is_refused_naming_the_field_a
         .await
         .expect("count events");
     for (body, field) in [
-        (json!({ "alert_limits": { "bounce_rate": 3 } }), "alert_limits"),
-        (json!({ "alert_limits": { "complaint_rate": 0 } }), "alert_limits"),
-        (json!({ "alert_limits": { "spam_rate": 0.01 } }), "alert_limits"),
+        (
+            json!({ "alert_limits": { "bounce_rate": 3 } }),
+            "alert_limits",
+        ),
+        (
+            json!({ "alert_limits": { "complaint_rate": 0 } }),
+            "alert_limits",
+        ),
+        (
+            json!({ "alert_limits": { "spam_rate": 0.01 } }),
+            "alert_limits",
+        ),
         (json!({ "alert_limits": "strict" }), "alert_limits"),
     ] {
         let answer = app
@@ -774,7 +783,11 @@ async fn an_alert_limit_outside_what_a_rate_can_be_is_refused_naming_the_field_a
                 Some(body.clone()),
             )
             .await;
-        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer:?}");
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {answer:?}"
+        );
         let named = answer.body["errors"][0]["field"].as_str().unwrap_or("");
         assert!(named.starts_with(field), "{body}: {answer:?}");
     }

@@ -39,27 +39,55 @@ async fn the_client_commands_register_show_update_list_and_suspend_a_client() {
 
     let created = cli
         .json(&[
-            "clients", "create", "--name", "Acme", "--industry", "fintech",
-            "--company-size", "11-50", "--region", "AU", "--timezone", "Australia/Sydney",
+            "clients",
+            "create",
+            "--name",
+            "Acme",
+            "--industry",
+            "fintech",
+            "--company-size",
+            "11-50",
+            "--region",
+            "AU",
+            "--timezone",
+            "Australia/Sydney",
         ])
         .await;
     let id = created["client_id"].as_str().expect("client_id").to_owned();
     // A script passes the position a command answered to the reads after it.
     let position = created["position"].as_i64().expect("position").to_string();
 
-    let shown = cli.json(&["clients", "show", &id, "--min-position", &position]).await;
+    let shown = cli
+        .json(&["clients", "show", &id, "--min-position", &position])
+        .await;
     assert_eq!(shown["name"], "Acme");
     assert_eq!(shown["timezone"], "Australia/Sydney");
 
     let out = cli
-        .run(&["clients", "update", &id, "--region", "EMEA", "--permission-mode", "manual"])
+        .run(&[
+            "clients",
+            "update",
+            &id,
+            "--region",
+            "EMEA",
+            "--permission-mode",
+            "manual",
+        ])
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("EMEA"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("EMEA"),
+        "{}",
+        show(&out)
+    );
 
     let list = cli.json(&["clients", "list"]).await;
     assert!(
-        list["items"].as_array().expect("items").iter().any(|c| c["client_id"] == id.as_str()),
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|c| c["client_id"] == id.as_str()),
         "{list}"
     );
 
@@ -68,7 +96,10 @@ async fn the_client_commands_register_show_update_list_and_suspend_a_client() {
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("suspended") && text.contains("unpaid invoices"), "{text}");
+    assert!(
+        text.contains("suspended") && text.contains("unpaid invoices"),
+        "{text}"
+    );
     let shown = cli.json(&["clients", "show", &id]).await;
     assert_eq!(shown["status"], "suspended");
     app.stop().await;
@@ -94,17 +125,27 @@ async fn keys_are_issued_once_listed_and_revoked_and_a_revoked_key_is_refused() 
 
     let listed = cli.json(&["keys", "list"]).await;
     assert!(
-        listed.as_array().expect("keys").iter().any(|k| k["key_id"] == key_id.as_str()),
+        listed
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["key_id"] == key_id.as_str()),
         "{listed}"
     );
-    assert!(!listed.to_string().contains(&key), "a listing never shows the key");
+    assert!(
+        !listed.to_string().contains(&key),
+        "a listing never shows the key"
+    );
 
     let out = cli.run(&["keys", "revoke", &key_id]).await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let out = reader.run(&["whoami"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("error: ") && err.contains("check SEXTANT_KEY / sextant login"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("check SEXTANT_KEY / sextant login"),
+        "{err}"
+    );
     assert!(!err.contains(&key), "the key is never printed back");
     app.stop().await;
 }
@@ -142,8 +183,12 @@ async fn the_context_commands_propose_show_diff_roll_back_and_upload_a_document(
 
     let proposed = cli
         .json(&[
-            "context", "propose", "--file", patch.to_str().expect("a path"),
-            "--rationale", "the team agreed",
+            "context",
+            "propose",
+            "--file",
+            patch.to_str().expect("a path"),
+            "--rationale",
+            "the team agreed",
         ])
         .await;
     assert_eq!(proposed["status"], "applied");
@@ -158,11 +203,23 @@ async fn the_context_commands_propose_show_diff_roll_back_and_upload_a_document(
     assert_eq!(history["items"][0]["version"], 1);
 
     let diff = cli.json(&["context", "diff", "0", "1"]).await;
-    assert!(diff["changes"][0]["path"].as_str().is_some_and(|p| p.starts_with("/messaging")), "{diff}");
+    assert!(
+        diff["changes"][0]["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/messaging")),
+        "{diff}"
+    );
     let out = cli.run(&["context", "diff", "0", "1"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("--- version 0") && text.contains("+++ version 1"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with('+') && !l.starts_with("+++") && l.contains("warm")), "{text}");
+    assert!(
+        text.contains("--- version 0") && text.contains("+++ version 1"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with('+') && !l.starts_with("+++") && l.contains("warm")),
+        "{text}"
+    );
 
     let rolled = cli
         .json(&["context", "rollback", "0", "--reason", "too warm"])
@@ -173,13 +230,28 @@ async fn the_context_commands_propose_show_diff_roll_back_and_upload_a_document(
     assert!(shown["document"].get("messaging").is_none(), "{shown}");
 
     let doc = cli.path("notes.md");
-    write(&doc, "Meeting notes: the ICP is CFOs at fintechs with 50 to 200 staff.\nTone: warm.\n");
+    write(
+        &doc,
+        "Meeting notes: the ICP is CFOs at fintechs with 50 to 200 staff.\nTone: warm.\n",
+    );
     let captured = cli
-        .json(&["context", "upload", doc.to_str().expect("a path"), "--source", "meeting_notes"])
+        .json(&[
+            "context",
+            "upload",
+            doc.to_str().expect("a path"),
+            "--source",
+            "meeting_notes",
+        ])
         .await;
     assert_eq!(captured["changed"], true, "{captured}");
     let again = cli
-        .json(&["context", "upload", doc.to_str().expect("a path"), "--source", "meeting_notes"])
+        .json(&[
+            "context",
+            "upload",
+            doc.to_str().expect("a path"),
+            "--source",
+            "meeting_notes",
+        ])
         .await;
     assert_eq!(again["changed"], false, "{again}");
     app.stop().await;
@@ -194,16 +266,31 @@ async fn approvals_are_listed_shown_approved_modified_and_rejected() {
     let mut ids = Vec::new();
     for (i, tone) in ["warm", "bold", "calm"].iter().enumerate() {
         let patch = cli.path(&format!("p{i}.json"));
-        write(&patch, &format!(r#"{{"messaging": {{"tone{i}": "{tone}"}}}}"#));
+        write(
+            &patch,
+            &format!(r#"{{"messaging": {{"tone{i}": "{tone}"}}}}"#),
+        );
         let proposed = cli
             .json(&[
-                "context", "propose", "--file", patch.to_str().expect("a path"),
-                "--source", "email_performance", "--rationale", "replies rose",
-                "--evidence", r#"{"sends": 400}"#,
+                "context",
+                "propose",
+                "--file",
+                patch.to_str().expect("a path"),
+                "--source",
+                "email_performance",
+                "--rationale",
+                "replies rose",
+                "--evidence",
+                r#"{"sends": 400}"#,
             ])
             .await;
         assert_eq!(proposed["status"], "pending", "{proposed}");
-        ids.push(proposed["update_id"].as_str().expect("update_id").to_owned());
+        ids.push(
+            proposed["update_id"]
+                .as_str()
+                .expect("update_id")
+                .to_owned(),
+        );
     }
 
     let queue = cli.json(&["approvals", "list"]).await;
@@ -217,17 +304,29 @@ async fn approvals_are_listed_shown_approved_modified_and_rejected() {
 
     let out = cli.run(&["approvals", "show", &ids[0]]).await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("replies rose") && text.contains("400") && text.contains("/messaging/tone0"), "{text}");
+    assert!(
+        text.contains("replies rose") && text.contains("400") && text.contains("/messaging/tone0"),
+        "{text}"
+    );
 
-    let approved = cli.json(&["approvals", "approve", &ids[0], "--note", "yes"]).await;
+    let approved = cli
+        .json(&["approvals", "approve", &ids[0], "--note", "yes"])
+        .await;
     assert_eq!(approved["version"], 1);
     let modified_patch = cli.path("modified.json");
     write(&modified_patch, r#"{"messaging": {"tone1": "measured"}}"#);
     let modified = cli
-        .json(&["approvals", "modify", &ids[1], "--file", modified_patch.to_str().expect("a path")])
+        .json(&[
+            "approvals",
+            "modify",
+            &ids[1],
+            "--file",
+            modified_patch.to_str().expect("a path"),
+        ])
         .await;
     assert_eq!(modified["version"], 2);
-    cli.json(&["approvals", "reject", &ids[2], "--reason", "not our voice"]).await;
+    cli.json(&["approvals", "reject", &ids[2], "--reason", "not our voice"])
+        .await;
 
     let queue = cli.json(&["approvals", "list"]).await;
     assert_eq!(queue["items"].as_array().map(Vec::len), Some(0), "{queue}");
@@ -254,11 +353,22 @@ async fn patterns_suggestions_experiments_reports_and_alerts_answer_through_the_
 
     let created = cli
         .json(&[
-            "experiments", "create", "--name", "short subject", "--variant", "a:1",
-            "--variant", "b:1", "--metric", "reply",
+            "experiments",
+            "create",
+            "--name",
+            "short subject",
+            "--variant",
+            "a:1",
+            "--variant",
+            "b:1",
+            "--metric",
+            "reply",
         ])
         .await;
-    let exp = created["experiment_id"].as_str().expect("experiment_id").to_owned();
+    let exp = created["experiment_id"]
+        .as_str()
+        .expect("experiment_id")
+        .to_owned();
     let list = cli.json(&["experiments", "list"]).await;
     assert_eq!(list["items"][0]["experiment_id"], exp.as_str());
     let shown = cli.json(&["experiments", "show", &exp]).await;
@@ -266,7 +376,10 @@ async fn patterns_suggestions_experiments_reports_and_alerts_answer_through_the_
     let assigned = cli
         .json(&["experiments", "assign", &exp, "--lead", "lead-ref-0001"])
         .await;
-    assert!(assigned["variant"] == "a" || assigned["variant"] == "b", "{assigned}");
+    assert!(
+        assigned["variant"] == "a" || assigned["variant"] == "b",
+        "{assigned}"
+    );
     let concluded = cli.json(&["experiments", "conclude", &exp]).await;
     assert!(concluded["decision"].is_string(), "{concluded}");
 
@@ -274,14 +387,25 @@ async fn patterns_suggestions_experiments_reports_and_alerts_answer_through_the_
     assert_eq!(report["client_id"], id.to_string());
     let csv = cli.path("week.csv");
     let out = cli
-        .run(&["reports", "weekly", "--format", "csv", "-o", csv.to_str().expect("a path")])
+        .run(&[
+            "reports",
+            "weekly",
+            "--format",
+            "csv",
+            "-o",
+            csv.to_str().expect("a path"),
+        ])
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
-    assert!(std::fs::read_to_string(&csv).expect("the CSV").contains(','));
+    assert!(std::fs::read_to_string(&csv)
+        .expect("the CSV")
+        .contains(','));
 
     let alerts = cli.json(&["alerts", "list", "--status", "all"]).await;
     assert!(alerts["items"].is_array(), "{alerts}");
-    let out = cli.run(&["alerts", "ack", &Uuid::new_v4().to_string()]).await;
+    let out = cli
+        .run(&["alerts", "ack", &Uuid::new_v4().to_string()])
+        .await;
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     app.stop().await;
 }
@@ -294,15 +418,34 @@ async fn json_output_is_the_apis_own_json() {
     let cli = Sextant::new(&app, &env, OPERATOR_KEY, Some(id));
     let patch = cli.path("patch.json");
     write(&patch, r#"{"icp": {"size": "50-200"}}"#);
-    cli.json(&["context", "propose", "--file", patch.to_str().expect("a path"), "--rationale", "x"])
-        .await;
+    cli.json(&[
+        "context",
+        "propose",
+        "--file",
+        patch.to_str().expect("a path"),
+        "--rationale",
+        "x",
+    ])
+    .await;
 
     for (args, path) in [
         (vec!["clients", "show"], format!("/v1/clients/{id}")),
-        (vec!["context", "history"], format!("/v1/clients/{id}/context/versions")),
-        (vec!["context", "diff", "0", "1"], format!("/v1/clients/{id}/context/diff?from=0&to=1")),
-        (vec!["alerts", "list", "--status", "all"], format!("/v1/clients/{id}/alerts?status=all")),
-        (vec!["experiments", "list"], format!("/v1/clients/{id}/experiments")),
+        (
+            vec!["context", "history"],
+            format!("/v1/clients/{id}/context/versions"),
+        ),
+        (
+            vec!["context", "diff", "0", "1"],
+            format!("/v1/clients/{id}/context/diff?from=0&to=1"),
+        ),
+        (
+            vec!["alerts", "list", "--status", "all"],
+            format!("/v1/clients/{id}/alerts?status=all"),
+        ),
+        (
+            vec!["experiments", "list"],
+            format!("/v1/clients/{id}/experiments"),
+        ),
     ] {
         let printed = cli.json(&args).await;
         let api = app.query(&path, Some(OPERATOR_KEY)).await;
@@ -318,16 +461,30 @@ async fn exit_codes_are_3_for_404_4_for_409_1_for_401_2_for_usage_and_5_when_not
     let id = client(&app, "Codes").await;
     let cli = Sextant::new(&app, &env, OPERATOR_KEY, Some(id));
 
-    let out = cli.run(&["clients", "show", &Uuid::new_v4().to_string()]).await;
+    let out = cli
+        .run(&["clients", "show", &Uuid::new_v4().to_string()])
+        .await;
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("error: ") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.lines().count() == 1,
+        "{err}"
+    );
 
     let patch = cli.path("patch.json");
     write(&patch, r#"{"icp": {"size": "50-200"}}"#);
-    cli.json(&["context", "propose", "--file", patch.to_str().expect("a path"), "--rationale", "x"])
+    cli.json(&[
+        "context",
+        "propose",
+        "--file",
+        patch.to_str().expect("a path"),
+        "--rationale",
+        "x",
+    ])
+    .await;
+    let out = cli
+        .run(&["context", "rollback", "1", "--reason", "the current one"])
         .await;
-    let out = cli.run(&["context", "rollback", "1", "--reason", "the current one"]).await;
     assert_eq!(out.status.code(), Some(4), "{}", show(&out));
 
     let stranger = Sextant::new(&app, &env, "sxk_not_a_key", Some(id));
@@ -347,7 +504,10 @@ async fn exit_codes_are_3_for_404_4_for_409_1_for_401_2_for_usage_and_5_when_not
         let out = nowhere.run(&args).await;
         assert_eq!(out.status.code(), Some(5), "{}", show(&out));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.starts_with("error: ") && !err.contains("reqwest::Error"), "{err}");
+        assert!(
+            err.starts_with("error: ") && !err.contains("reqwest::Error"),
+            "{err}"
+        );
     }
     app.stop().await;
 }
@@ -366,7 +526,10 @@ async fn login_writes_a_private_profile_that_later_commands_use_and_never_prints
     let text = std::fs::read_to_string(&file).expect("the profile file");
     assert!(text.contains("[profiles.staging]"), "{text}");
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&file).expect("metadata").permissions().mode();
+    let mode = std::fs::metadata(&file)
+        .expect("metadata")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     // Nothing in the environment: the profile says it all.
@@ -375,11 +538,20 @@ async fn login_writes_a_private_profile_that_later_commands_use_and_never_prints
         .without("SEXTANT_COMMAND_URL")
         .without("SEXTANT_QUERY_URL")
         .with("HOME", cli.dir.to_str().expect("a path"));
-    let shown = bare.json(&["clients", "show", "--profile", "staging"]).await;
+    let shown = bare
+        .json(&["clients", "show", "--profile", "staging"])
+        .await;
     assert_eq!(shown["client_id"], id.to_string());
     // The flag wins over the profile.
     let out = bare
-        .run(&["clients", "show", "--profile", "staging", "--query-url", "http://127.0.0.1:9"])
+        .run(&[
+            "clients",
+            "show",
+            "--profile",
+            "staging",
+            "--query-url",
+            "http://127.0.0.1:9",
+        ])
         .await;
     assert_eq!(out.status.code(), Some(5), "{}", show(&out));
     let out = bare.run(&["clients", "show", "--profile", "nope"]).await;
@@ -413,7 +585,10 @@ async fn importing_a_hundred_thousand_row_csv_twice_records_nothing_the_second_t
     assert_eq!(first["rows"], 100_000, "{first}");
     assert_eq!(first["recorded"], 100_000, "{first}");
     assert_eq!(first["errors"], 0, "{first}");
-    assert!(!cli.path("sends.csv.checkpoint").exists(), "a finished import leaves no checkpoint");
+    assert!(
+        !cli.path("sends.csv.checkpoint").exists(),
+        "a finished import leaves no checkpoint"
+    );
 
     let second = cli.json(&["import", "sends", file]).await;
     assert_eq!(second["recorded"], 0, "{second}");
@@ -434,14 +609,25 @@ async fn an_import_interrupted_with_sigint_resumes_and_records_every_row_once() 
     let checkpoint = cli.path("sends.csv.checkpoint");
 
     let child = cli
-        .spawnable(&["import", "sends", file, "--output", "json", "--concurrency", "1"])
+        .spawnable(&[
+            "import",
+            "sends",
+            file,
+            "--output",
+            "json",
+            "--concurrency",
+            "1",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn the import");
     let started = std::time::Instant::now();
     while !checkpoint.exists() {
-        assert!(started.elapsed() < Duration::from_secs(60), "no batch was acknowledged");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no batch was acknowledged"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let pid = child.id().expect("a pid").to_string();
@@ -456,8 +642,15 @@ async fn an_import_interrupted_with_sigint_resumes_and_records_every_row_once() 
     assert_eq!(summary["complete"], false, "{summary}");
     let done = summary["rows"].as_u64().expect("rows");
     assert!(done < 60_000, "the import stopped early: {summary}");
-    assert!(checkpoint.exists(), "an interrupted import keeps its checkpoint");
-    assert_eq!(sends_recorded(&env, id).await, done as i64, "what was acknowledged, and no more");
+    assert!(
+        checkpoint.exists(),
+        "an interrupted import keeps its checkpoint"
+    );
+    assert_eq!(
+        sends_recorded(&env, id).await,
+        done as i64,
+        "what was acknowledged, and no more"
+    );
 
     let resumed = cli.json(&["import", "sends", file]).await;
     assert_eq!(resumed["complete"], true, "{resumed}");
@@ -485,12 +678,18 @@ async fn an_import_killed_outright_resumes_from_its_checkpoint_and_every_row_lan
         .expect("spawn the import");
     let started = std::time::Instant::now();
     while !checkpoint.exists() {
-        assert!(started.elapsed() < Duration::from_secs(60), "no batch was acknowledged");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no batch was acknowledged"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     child.kill().await.expect("SIGKILL");
-    assert!(sends_recorded(&env, id).await < 40_000, "killed before the end");
+    assert!(
+        sends_recorded(&env, id).await < 40_000,
+        "killed before the end"
+    );
 
     let resumed = cli.json(&["import", "sends", file]).await;
     assert_eq!(resumed["complete"], true, "{resumed}");
@@ -499,7 +698,8 @@ async fn an_import_killed_outright_resumes_from_its_checkpoint_and_every_row_lan
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_row_in_the_middle_goes_to_the_reject_file_with_its_line_and_the_rest_is_imported() {
+async fn a_malformed_row_in_the_middle_goes_to_the_reject_file_with_its_line_and_the_rest_is_imported(
+) {
     let env = TestEnv::new().await;
     let app = env.start().await;
     let id = client(&app, "Rejects").await;
@@ -516,17 +716,29 @@ async fn a_malformed_row_in_the_middle_goes_to_the_reject_file_with_its_line_and
         }),
     );
     let summary = cli
-        .json(&["import", "sends", csv.to_str().expect("a path"), "--batch-size", "500"])
+        .json(&[
+            "import",
+            "sends",
+            csv.to_str().expect("a path"),
+            "--batch-size",
+            "500",
+        ])
         .await;
     assert_eq!(summary["recorded"], 4997, "{summary}");
     assert_eq!(summary["errors"], 3, "{summary}");
     assert_eq!(sends_recorded(&env, id).await, 4997);
 
-    let rejects = std::fs::read_to_string(cli.path("sends.csv.rejects.csv")).expect("the reject file");
+    let rejects =
+        std::fs::read_to_string(cli.path("sends.csv.rejects.csv")).expect("the reject file");
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(rejects.as_bytes());
-    let header: Vec<String> = reader.headers().expect("a header").iter().map(str::to_owned).collect();
+    let header: Vec<String> = reader
+        .headers()
+        .expect("a header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(&header[..4], ["line", "field", "reason", "provider"]);
     let rows: Vec<(String, String)> = reader
         .records()
@@ -565,7 +777,9 @@ async fn outcomes_and_json_lines_import_in_the_apis_own_shape() {
         text.push('\n');
     }
     write(&sends, &text);
-    let summary = cli.json(&["import", "sends", sends.to_str().expect("a path")]).await;
+    let summary = cli
+        .json(&["import", "sends", sends.to_str().expect("a path")])
+        .await;
     assert_eq!(summary["recorded"], 300, "{summary}");
 
     let outcomes = cli.path("outcomes.csv");
@@ -577,12 +791,18 @@ async fn outcomes_and_json_lines_import_in_the_apis_own_shape() {
     );
     let mut text = String::from("Message,Event,When\n");
     for i in 0..300 {
-        text.push_str(&format!("j-{i},{},2026-01-05 10:00:00\n", if i % 2 == 0 { "Opened" } else { "Replied" }));
+        text.push_str(&format!(
+            "j-{i},{},2026-01-05 10:00:00\n",
+            if i % 2 == 0 { "Opened" } else { "Replied" }
+        ));
     }
     write(&outcomes, &text);
     let args = [
-        "import", "outcomes", outcomes.to_str().expect("a path"),
-        "--mapping", mapping.to_str().expect("a path"),
+        "import",
+        "outcomes",
+        outcomes.to_str().expect("a path"),
+        "--mapping",
+        mapping.to_str().expect("a path"),
     ];
     let summary = cli.json(&args).await;
     assert_eq!(summary["recorded"], 300, "{summary}");
@@ -600,9 +820,11 @@ async fn events_tail_prints_the_events_committed_after_it_started_in_order() {
     let other = client(&app, "Other").await;
     let cli = Sextant::new(&app, &env, OPERATOR_KEY, Some(id));
     // The stream exists once the relay published the registrations.
-    env.eventually("the stream has the registrations", Duration::from_secs(20), || async {
-        env.stream_events().await.len() >= 2
-    })
+    env.eventually(
+        "the stream has the registrations",
+        Duration::from_secs(20),
+        || async { env.stream_events().await.len() >= 2 },
+    )
     .await;
 
     let mut tail = cli
@@ -646,7 +868,12 @@ async fn events_tail_prints_the_events_committed_after_it_started_in_order() {
     let stdout = tail.stdout.take().expect("stdout");
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let mut seen: Vec<Value> = Vec::new();
-    while seen.last().and_then(|e| e["sextantposition"].as_i64()).unwrap_or(0) < last {
+    while seen
+        .last()
+        .and_then(|e| e["sextantposition"].as_i64())
+        .unwrap_or(0)
+        < last
+    {
         let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
             .await
             .expect("an event within 20 s")
@@ -654,18 +881,34 @@ async fn events_tail_prints_the_events_committed_after_it_started_in_order() {
             .expect("a line");
         seen.push(serde_json::from_str(&line).expect("one CloudEvent per line"));
     }
-    let seen_positions: Vec<i64> = seen.iter().filter_map(|e| e["sextantposition"].as_i64()).collect();
-    assert!(seen_positions.windows(2).all(|w| w[0] < w[1]), "in order: {seen_positions:?}");
+    let seen_positions: Vec<i64> = seen
+        .iter()
+        .filter_map(|e| e["sextantposition"].as_i64())
+        .collect();
+    assert!(
+        seen_positions.windows(2).all(|w| w[0] < w[1]),
+        "in order: {seen_positions:?}"
+    );
     for p in &positions {
         assert!(seen_positions.contains(p), "{p} in {seen_positions:?}");
     }
-    assert!(seen.iter().all(|e| e["sextantclient"] == id.to_string()), "{seen:?}");
+    assert!(
+        seen.iter().all(|e| e["sextantclient"] == id.to_string()),
+        "{seen:?}"
+    );
     assert!(seen.iter().all(|e| e["specversion"] == "1.0"));
     tail.kill().await.expect("stop the tail");
 
     // From a position, a bounded replay: exactly the events from there on.
     let out = cli
-        .run(&["events", "tail", "--since", &positions[0].to_string(), "--limit", "2"])
+        .run(&[
+            "events",
+            "tail",
+            "--since",
+            &positions[0].to_string(),
+            "--limit",
+            "2",
+        ])
         .await;
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     let replayed: Vec<Value> = BufReader::new(&out.stdout[..])

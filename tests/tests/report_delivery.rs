@@ -395,6 +395,9 @@ async fn bad_recipients_are_refused_naming_the_field() {
         )
         .await;
     assert_eq!(detail.status, StatusCode::OK, "{detail:?}");
-    assert_eq!(detail.body["report_recipients"], json!(["ops@acme.example"]));
+    assert_eq!(
+        detail.body["report_recipients"],
+        json!(["ops@acme.example"])
+    );
     running.stop().await;
 }

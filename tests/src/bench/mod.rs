@@ -13,6 +13,8 @@
 //!   the operator would (`sextant-query replay`), against a plain read of
 //!   the log.
 //! - [`footprint`]: idle memory of each service binary.
+//! - [`console`]: the review console's page server time and page weight
+//!   (`sextant-bench --console`).
 //! - [`load`]: the load generators and latency percentiles they share;
 //!   [`process`]: the service binaries run as child processes.
 //!
@@ -20,10 +22,12 @@
 //! them, it never asserts them.
 
 pub mod commands;
+pub mod console;
 pub mod context_read;
 pub mod floor;
 pub mod footprint;
 pub mod freshness;
+pub mod import;
 pub mod ingest;
 pub mod load;
 pub mod process;
@@ -159,10 +163,12 @@ pub enum Workload {
     Growth,
     /// Idle memory of each service.
     Footprint,
+    /// `sextant import sends` of a CSV export against batch ingest.
+    Import,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::BatchIngest,
         Workload::SingleCommands,
         Workload::Freshness,
@@ -170,6 +176,7 @@ impl Workload {
         Workload::ContextRead,
         Workload::Growth,
         Workload::Footprint,
+        Workload::Import,
     ];
 
     /// Whether it runs the release service binaries as child processes.
@@ -282,6 +289,7 @@ pub async fn run(only: &[Workload], scale: Scale) -> anyhow::Result<Vec<Figure>>
                 });
             }
             Workload::Footprint => figures.extend(footprint::figures().await?),
+            Workload::Import => figures.extend(import::figures(scale).await?),
         }
         tracing::info!(?workload, elapsed = ?started.elapsed(), "done");
     }

@@ -47,6 +47,10 @@ struct Args {
     /// `sextant_tests::bench::reports`).
     #[arg(long)]
     reports: bool,
+    /// Run only the review console's row (page server time p99 of the
+    /// queue, context and history pages at 20 people, and page weight).
+    #[arg(long)]
+    console: bool,
 }
 
 /// The services' allocator (see `sextant_adapters::memory`).
@@ -68,6 +72,12 @@ async fn main() -> anyhow::Result<()> {
     if args.reports {
         let mut figures = bench::reports::weekly_reports().await?;
         figures.extend(bench::reports::ingest_alongside(scale).await?);
+        let table = bench::report(&figures, &args.out)?;
+        writeln!(std::io::stdout().lock(), "{table}")?;
+        return Ok(());
+    }
+    if args.console {
+        let figures = bench::console::figures().await?;
         let table = bench::report(&figures, &args.out)?;
         writeln!(std::io::stdout().lock(), "{table}")?;
         return Ok(());
