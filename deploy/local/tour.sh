@@ -206,4 +206,18 @@ curl -sS "$QRY/v1/patterns/platform/what?industry=fintech" -H "Authorization: Be
 expect 200 '.contributing_clients == 6' '.baseline_sends == 17500' '.baseline_events == 1732' \
   '.rows[0] | .key == "cta=meeting" and .clients == 6 and .sends == 3469 and .events == 474'
 
+say "reports and alerts"
+curl -sS "$QRY/v1/clients/$SEXTANT_DEMO_CLIENT/reports/weekly?week=2026-W43" "${OP[@]}" \
+  | jq -c '.headline.metrics[] | select(.metric == "reply_rate") | {events, sends, verdict: .previous_week.verdict}'
+# {"events":58,"sends":615,"verdict":"no significant change"}
+expect 200 '.headline.metrics[] | select(.metric == "reply_rate") | .events == 58 and .sends == 615 and .previous_week.verdict == "no significant change"'
+curl -sS "$QRY/v1/clients/$SEXTANT_DEMO_CLIENT/reports/weekly?week=2026-W43&format=html" "${OP[@]}" | grep -o '<title>.*</title>'
+# <title>Weekly report 2026-W43: Northwind Capital</title>     one self-contained page with its charts; ?format=csv for a spreadsheet
+expect 200
+POSITION=$(curl -sS -X POST "$CMD/v1/alerts/detect" -H "Authorization: Bearer $SEXTANT_OPERATOR_KEY" | jq -r .position)
+expect 200
+curl -sS "$QRY/v1/alerts?status=open&min_position=$POSITION" -H "Authorization: Bearer $SEXTANT_OPERATOR_KEY" | jq -c '[.items[].condition] | unique'
+# ["no_sends"]
+expect 200 '[.items[].condition] | unique == ["no_sends"]'
+
 say "the tour answered as the README shows ($CHECKS checks)"

@@ -30,7 +30,7 @@ context_version,agent,prompt_version,resource,sent_at";
 /// Row `i`, the same send [`super::ingest::send_item`] posts as JSON.
 fn row(i: usize) -> String {
     format!(
-        "import,m-{i},lead-{i},lead{}@example.com,{},11-50,{},AU,warm,{},email,bench,{},\
+        "import,m-{i},lead-{i:08},lead{}@example.com,{},11-50,{},AU,warm,{},email,bench,{},\
 Quick question {i}?,{},{},meeting,{},1,email_strategist,1,sam@acme-mail.com,2026-11-18T09:12:00Z",
         i % 50_000,
         ["fintech", "saas", "health"][i % 3],
@@ -76,8 +76,14 @@ async fn import(rows: usize) -> anyhow::Result<f64> {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     anyhow::ensure!(
         summary["recorded"].as_u64() == Some(rows as u64),
-        "the import recorded {} of {rows} rows",
-        summary["recorded"]
+        "the import recorded {} of {rows} rows: {summary}; rejects: {}",
+        summary["recorded"],
+        std::fs::read_to_string(cli.path(&format!("{file}.rejects.csv")))
+            .unwrap_or_default()
+            .lines()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
     caught_up(&env, started, Duration::from_secs(1800)).await?;
     let rate = rows as f64 / started.elapsed().as_secs_f64();
