@@ -38,7 +38,7 @@ Quick question {i}?,{},{},meeting,{},1,email_strategist,1,sam@acme-mail.com,2026
         i % 100,
         1 + i % 3,
         60 + i % 80,
-        i % 2 == 0,
+        i.is_multiple_of(2),
         ["compliance", "speed"][i % 2],
     )
 }
