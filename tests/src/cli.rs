@@ -159,6 +159,18 @@ impl Sextant {
         cmd
     }
 
+    /// A plain command for `args`, for a pseudo-terminal to run.
+    pub fn std_command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.bin);
+        for name in SEXTANT_VARS {
+            cmd.env_remove(name);
+        }
+        cmd.envs(self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&self.dir)
+            .args(args);
+        cmd
+    }
+
     /// Runs `args` to the end (off the runtime's threads: the services run
     /// on them).
     pub async fn run(&self, args: &[&str]) -> Output {

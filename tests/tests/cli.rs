@@ -919,3 +919,87 @@ async fn events_tail_prints_the_events_committed_after_it_started_in_order() {
     assert_eq!(replayed[0]["sextantposition"], json!(positions[0]));
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_interactive_review_in_a_terminal_approves_modifies_and_rejects_by_key() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let id = client(&app, "Reviewed").await;
+    let mut position = 0;
+    for (path, value) in [("tone", "plain"), ("length", "short"), ("cta", "meeting")] {
+        let answer = app
+            .command(
+                Method::POST,
+                &format!("/v1/clients/{id}/context/updates"),
+                Some(OPERATOR_KEY),
+                Some(json!({
+                    "source": "email_performance",
+                    "patch": {"messaging": {path: value}},
+                    "rationale": format!("{path} {value} did better"),
+                    "evidence": {"sends": 1200}, "confidence": 0.8,
+                })),
+            )
+            .await;
+        assert!(answer.status.is_success(), "{answer:?}");
+        assert_eq!(answer.body["status"], "pending", "{answer:?}");
+        position = answer.position();
+    }
+    let cli = Sextant::new(&app, &env, OPERATOR_KEY, Some(id));
+    // The editor `m` opens: it shortens "short" to "brief".
+    let editor = cli.path("editor.sh");
+    write(&editor, "#!/bin/sh\nsed -i 's/short/brief/' \"$1\"\n");
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("make the editor executable");
+    let cli = cli.with("EDITOR", editor.to_str().expect("a path"));
+    let command = cli.std_command(&[
+        "approvals",
+        "review",
+        "--min-position",
+        &position.to_string(),
+    ]);
+    let screen = tokio::task::spawn_blocking(move || -> Result<String, expectrl::Error> {
+        let mut term = expectrl::Session::spawn(command)?;
+        term.set_expect_timeout(Some(Duration::from_secs(30)));
+        term.expect("rationale: tone plain did better")?;
+        term.expect("[a]pprove")?;
+        term.send("a")?;
+        term.expect("rationale: length short did better")?;
+        term.expect("[a]pprove")?;
+        term.send("m")?;
+        term.expect("rationale: cta meeting did better")?;
+        term.expect("[a]pprove")?;
+        term.send("r")?;
+        term.expect("reason: ")?;
+        term.send_line("not for this client")?;
+        let done = term.expect("skipped 0")?;
+        Ok(String::from_utf8_lossy(done.before()).into_owned())
+    })
+    .await
+    .expect("the terminal session")
+    .expect("the review answers each key");
+    assert!(
+        screen.contains("approved 1, modified 1, rejected 1"),
+        "{screen}"
+    );
+
+    env.caught_up(Duration::from_secs(30)).await;
+    let decided = cli.json(&["approvals", "list", "--status", "all"]).await;
+    let items = decided["items"].as_array().cloned().unwrap_or_default();
+    let status_of = |path: &str| -> String {
+        let item = items
+            .iter()
+            .find(|u| u["patch"]["messaging"].get(path).is_some())
+            .unwrap_or_else(|| panic!("no update of {path}: {decided}"));
+        item["status"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(status_of("tone"), "applied", "{decided}");
+    assert_eq!(status_of("length"), "applied", "{decided}");
+    assert_eq!(status_of("cta"), "rejected", "{decided}");
+    let context = cli.json(&["context", "show"]).await;
+    assert_eq!(
+        context["document"]["messaging"],
+        json!({"tone": "plain", "length": "brief"}),
+        "{context}"
+    );
+    app.stop().await;
+}

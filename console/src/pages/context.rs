@@ -1,5 +1,5 @@
-//! The context: the document now (or at a version) as readable sections,
-//! its history, a comparison of any two versions (`?from=&to=`, a URL to
+//! The context: the document now (or at a version, or as of a time) as
+//! readable sections, the view each agent gets of it, its history, a comparison of any two versions (`?from=&to=`, a URL to
 //! share), and rollback after a confirmation page that shows the diff the
 //! rollback will make.
 
@@ -19,6 +19,7 @@ use crate::pages::{after_write, client_id, client_name, html, see_other, Params}
 use crate::session::{PostForm, Signed};
 use crate::view::{display, sections, shown, when, Change, Diff, Page, Section};
 use crate::AppState;
+use sextant_domain::context::views::Agent;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,15 +40,88 @@ struct Context {
     updated_at: Option<String>,
 }
 
+/// An agent in the picker.
+struct AgentChoice {
+    value: &'static str,
+    label: String,
+    selected: bool,
+}
+
 #[derive(Template)]
 #[template(path = "context.html")]
 struct DocumentPage {
     page: Page,
     client_id: Uuid,
+    heading: String,
+    /// Which version is shown and since when, in words.
+    summary: String,
     version: i64,
     latest: bool,
-    updated_at: String,
     sections: Vec<Section>,
+    agents: Vec<AgentChoice>,
+    /// The agent whose view is shown, if any.
+    agent: Option<String>,
+    /// The time as typed, kept in its field.
+    at: String,
+    /// The API's words on a time it refused.
+    at_error: Option<String>,
+}
+
+/// "email strategist".
+fn agent_label(agent: Agent) -> String {
+    agent.as_str().replace('_', " ")
+}
+
+fn agent_choices(selected: Option<Agent>) -> Vec<AgentChoice> {
+    Agent::ALL
+        .iter()
+        .map(|a| AgentChoice {
+            value: a.as_str(),
+            label: agent_label(*a),
+            selected: Some(*a) == selected,
+        })
+        .collect()
+}
+
+/// The time for the API's `at`: as typed, except that a time without an
+/// offset (what a browser's date-time field sends) is read as UTC.
+fn at_for_api(text: &str) -> String {
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|naive| {
+            naive
+                .and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .unwrap_or_else(|| text.to_owned())
+}
+
+/// The sections an agent's view has, in the order the document has them,
+/// then the playbook rows, best practices and the agent's instructions.
+const AGENT_SECTIONS: [&str; 8] = [
+    "company",
+    "icp",
+    "personas",
+    "messaging",
+    "campaign_goals",
+    "playbook",
+    "best_practices",
+    "instructions",
+];
+
+/// An empty section is a section without rows: the template says so.
+fn readable(document: &Value) -> Vec<Section> {
+    let mut out = sections(document);
+    for section in &mut out {
+        let empty = document
+            .get(&section.key)
+            .is_some_and(|v| v.as_object().is_some_and(|m| m.is_empty()));
+        if empty {
+            section.rows.clear();
+        }
+    }
+    out
 }
 
 async fn read_context(
@@ -80,22 +154,135 @@ async fn document(
     let client = client_id(&client)?;
     let min = params.min_position()?;
     let version = params.int("version")?;
-    let (name, context) = tokio::join!(
-        client_name(&state, &signed, client, min),
-        read_context(&state, &signed, client, version, min)
-    );
-    let (name, context) = (name?, context?);
-    let page = DocumentPage {
-        page: Page::signed(format!("Context · {}", shown(&name)), &signed)
-            .for_client(client, &name, "context")
-            .with_notice(params.done().notice()),
-        client_id: client,
-        version: context.version,
-        latest: version.is_none(),
-        updated_at: context.updated_at.as_deref().map(when).unwrap_or_default(),
-        sections: sections(&context.document),
+    let at = params.text("at").map(str::trim).unwrap_or("").to_owned();
+    let agent = match params.text("agent") {
+        None => None,
+        Some(text) => Some(Agent::parse(text).ok_or_else(|| {
+            ConsoleError::NotFound(format!(
+                "There is no such agent. The agents are: {}.",
+                Agent::ALL.map(|a| a.as_str()).join(", ")
+            ))
+        })?),
     };
-    html(StatusCode::OK, &page)
+    if agent.is_some() && (version.is_some() || !at.is_empty()) {
+        return Err(ConsoleError::BadRequest(
+            "An agent's view is of the context now: give `agent`, or `version` or `at`.".into(),
+        ));
+    }
+    let name = client_name(&state, &signed, client, min).await?;
+    let page = Page::signed(format!("Context · {}", shown(&name)), &signed)
+        .for_client(client, &name, "context")
+        .with_notice(params.done().notice());
+    let mut view = DocumentPage {
+        page,
+        client_id: client,
+        heading: "Context".into(),
+        summary: String::new(),
+        version: 0,
+        latest: true,
+        sections: Vec::new(),
+        agents: agent_choices(agent),
+        agent: agent.map(agent_label),
+        at: at.clone(),
+        at_error: None,
+    };
+    let key = &signed.session.key;
+    if let Some(agent) = agent {
+        let shaped: Value = state
+            .api
+            .query(
+                key,
+                &format!("/v1/clients/{client}/context/agents/{}", agent.as_str()),
+                &[],
+                min,
+            )
+            .await?;
+        let version = shaped
+            .get("context_version")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        let picked: serde_json::Map<String, Value> = AGENT_SECTIONS
+            .iter()
+            .filter_map(|s| shaped.get(*s).map(|v| ((*s).to_owned(), v.clone())))
+            .collect();
+        let mut sections = readable(&Value::Object(picked));
+        sections.sort_by_key(|s| AGENT_SECTIONS.iter().position(|k| *k == s.key));
+        view.heading = format!("Context for the {}", agent_label(agent));
+        view.summary = format!(
+            "What the {} reads of version {version}: its sections, its playbook rows and best practices, and its own instructions.",
+            agent_label(agent)
+        );
+        view.version = version;
+        view.sections = sections;
+        return html(StatusCode::OK, &view);
+    }
+    if !at.is_empty() {
+        let answer = state
+            .api
+            .query::<Context>(
+                key,
+                &format!("/v1/clients/{client}/context"),
+                &[("at", at_for_api(&at))],
+                min,
+            )
+            .await;
+        match answer {
+            Ok(context) => {
+                let then = when(&at_for_api(&at));
+                view.heading = format!("Context as of {then}");
+                view.summary = if context.version == 0 {
+                    "No version had been made then: the context was empty.".into()
+                } else {
+                    format!(
+                        "Version {} held then{}.",
+                        context.version,
+                        context
+                            .updated_at
+                            .as_deref()
+                            .map(|u| format!(", made {}", when(u)))
+                            .unwrap_or_default()
+                    )
+                };
+                view.version = context.version;
+                view.latest = false;
+                view.sections = readable(&context.document);
+                return html(StatusCode::OK, &view);
+            }
+            Err(failure) if failure.status == 422 => {
+                view.at_error = Some(shown(
+                    failure
+                        .for_field("at")
+                        .unwrap_or(failure.detail.as_str()),
+                ));
+                let now = read_context(&state, &signed, client, None, min).await?;
+                view.summary = format!(
+                    "Nothing is shown for that time. This is the context now, version {}.",
+                    now.version
+                );
+                view.version = now.version;
+                view.sections = readable(&now.document);
+                return html(StatusCode::UNPROCESSABLE_ENTITY, &view);
+            }
+            Err(failure) => return Err(failure.into()),
+        }
+    }
+    let context = read_context(&state, &signed, client, version, min).await?;
+    if version.is_some() {
+        view.heading = format!("Context at version {}", context.version);
+        view.latest = false;
+    }
+    view.summary = format!(
+        "Version {}{}.",
+        context.version,
+        context
+            .updated_at
+            .as_deref()
+            .map(|u| format!(", made {}", when(u)))
+            .unwrap_or_default()
+    );
+    view.version = context.version;
+    view.sections = readable(&context.document);
+    html(StatusCode::OK, &view)
 }
 
 #[derive(Debug, Deserialize)]

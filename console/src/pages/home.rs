@@ -2,21 +2,24 @@
 //! reply rate (the platform report), and the open alerts. A client's: the
 //! week's headline, the pending approvals, the open alerts and the
 //! activity feed (the audit trail, paged by its cursor). A client key's
-//! home is its own client's.
+//! home is its own client's. The operator registers a client from the
+//! home page and lands on the new client's home.
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use crate::api::ApiFailure;
 use crate::error::ConsoleError;
-use crate::pages::{client_id, html, see_other, Params};
+use crate::pages::{after_write, client_id, html, see_other, Params};
+use crate::session::PostForm;
 use crate::session::Signed;
 use crate::view::{percent, shown, when, Page};
 use crate::AppState;
@@ -24,6 +27,7 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
+        .route("/clients", post(register))
         .route("/clients/{client_id}", get(client_home))
         .route("/clients/{client_id}/activity", get(activity_page))
 }
@@ -102,6 +106,89 @@ struct OperatorHome {
     clients: Vec<ClientRow>,
     next_after: Option<Uuid>,
     alerts: Vec<AlertRow>,
+    new_client: NewClient,
+}
+
+/// Company sizes and permission modes, as `RegisterClient` takes them.
+const SIZES: [&str; 7] = [
+    "1-10",
+    "11-50",
+    "51-200",
+    "201-500",
+    "501-1000",
+    "1001-5000",
+    "5001+",
+];
+const MODES: [(&str, &str); 3] = [
+    ("manual", "manual: everything Sextant proposes waits for review"),
+    (
+        "co_pilot",
+        "co-pilot: people's changes and best practices apply at once",
+    ),
+    (
+        "autopilot",
+        "autopilot: confident analyses and suggestions apply at once",
+    ),
+];
+
+struct Choice {
+    value: &'static str,
+    label: String,
+    selected: bool,
+}
+
+/// The registration form: what was typed (kept after a refusal) and the
+/// API's words on each field it refused.
+struct NewClient {
+    name: String,
+    industry: String,
+    region: String,
+    timezone: String,
+    sizes: Vec<Choice>,
+    modes: Vec<Choice>,
+    /// (field, message) as the API named them.
+    errors: Vec<(String, String)>,
+    problem: Option<String>,
+}
+
+impl NewClient {
+    fn of(fields: &crate::session::Fields) -> Self {
+        let get = |name: &str| fields.get(name).unwrap_or("").to_owned();
+        let size = fields.get("company_size").unwrap_or("11-50");
+        let mode = fields.get("permission_mode").unwrap_or("co_pilot");
+        Self {
+            name: get("name"),
+            industry: get("industry"),
+            region: get("region"),
+            timezone: get("timezone"),
+            sizes: SIZES
+                .iter()
+                .map(|v| Choice {
+                    value: v,
+                    label: (*v).to_owned(),
+                    selected: *v == size,
+                })
+                .collect(),
+            modes: MODES
+                .iter()
+                .map(|(v, label)| Choice {
+                    value: v,
+                    label: (*label).to_owned(),
+                    selected: *v == mode,
+                })
+                .collect(),
+            errors: Vec::new(),
+            problem: None,
+        }
+    }
+
+    /// The API's message for `field`, shown next to it.
+    fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
+    }
 }
 
 /// A section that could not be read says so instead of failing the page.
@@ -121,10 +208,31 @@ async fn home(
     if let Some(own) = signed.session.who.own_client() {
         return Ok(see_other(&format!("/clients/{own}")));
     }
+    let blank = NewClient::of(&crate::session::Fields::default());
+    operator_home(
+        &state,
+        &signed,
+        params.text("after"),
+        params.min_position()?,
+        params.done().notice(),
+        blank,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn operator_home(
+    state: &AppState,
+    signed: &Signed,
+    after: Option<&str>,
+    min: Option<i64>,
+    notice: Option<String>,
+    new_client: NewClient,
+    status: StatusCode,
+) -> Result<Response, ConsoleError> {
     let key = &signed.session.key;
-    let min = params.min_position()?;
     let mut query = vec![("limit", "100".to_owned())];
-    if let Some(after) = params.text("after") {
+    if let Some(after) = after {
         query.push(("after", after.to_owned()));
     }
     let clients: ClientPage = state.api.query(key, "/v1/clients", &query, min).await?;
@@ -190,16 +298,86 @@ async fn home(
         })
         .collect();
     let page = OperatorHome {
-        page: Page::signed("Clients", &signed)
+        page: Page::signed("Clients", signed)
             .in_section("clients")
-            .with_notice(params.done().notice()),
+            .with_notice(notice),
         week,
         report_error,
         clients: rows,
         next_after: clients.next_after,
         alerts,
+        new_client,
     };
-    html(StatusCode::OK, &page)
+    html(status, &page)
+}
+
+/// Registers a client (`POST /v1/clients`, the operator only) and goes to
+/// its home, read at the registration's position. A refusal (422) shows
+/// the API's words next to each field it names, with what was typed; a
+/// key's forged POST is the API's 403.
+async fn register(State(state): State<AppState>, form: PostForm) -> Result<Response, ConsoleError> {
+    let mut body = Map::new();
+    for field in ["name", "industry", "company_size", "region", "permission_mode"] {
+        body.insert(field.into(), json!(form.fields.get(field).unwrap_or("")));
+    }
+    // A blank time zone is the API's default, UTC.
+    if let Some(zone) = form
+        .fields
+        .get("timezone")
+        .map(str::trim)
+        .filter(|z| !z.is_empty())
+    {
+        body.insert("timezone".into(), json!(zone));
+    }
+    let answer = state
+        .api
+        .command(
+            &form.signed.session.key,
+            Method::POST,
+            "/v1/clients",
+            Some(&Value::Object(body)),
+        )
+        .await;
+    match answer {
+        Ok(written) => {
+            let id = written
+                .body
+                .get("client_id")
+                .and_then(Value::as_str)
+                .and_then(|id| Uuid::try_parse(id).ok())
+                .ok_or_else(|| {
+                    ConsoleError::BadRequest("The API did not name the new client.".into())
+                })?;
+            Ok(see_other(&after_write(
+                &format!("/clients/{id}"),
+                &written,
+                "client_registered",
+            )))
+        }
+        Err(failure) if failure.status == 422 => {
+            let mut new_client = NewClient::of(&form.fields);
+            new_client.errors = failure
+                .errors
+                .iter()
+                .map(|e| (e.field.clone(), shown(&e.message)))
+                .collect();
+            new_client.problem = Some(format!(
+                "The client was not registered. {}",
+                shown(&failure.detail)
+            ));
+            operator_home(
+                &state,
+                &form.signed,
+                None,
+                None,
+                None,
+                new_client,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(failure) => Err(failure.into()),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -148,6 +148,9 @@ impl Done {
             "settings_saved" => "Saved.".to_owned(),
             "webhook_set" => "The webhook secret is set.".to_owned(),
             "key_revoked" => "The key is revoked: it is refused from now on.".to_owned(),
+            "client_registered" => {
+                "The client is registered. Issue its keys in its settings.".to_owned()
+            }
             "resource_saved" => "The sending resource is saved.".to_owned(),
             "none_selected" => "Nothing was selected, so nothing was approved.".to_owned(),
             "signed_out" => "You are signed out.".to_owned(),

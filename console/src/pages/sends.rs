@@ -3,7 +3,9 @@
 //! limits), the suppression list, dead letters with their reasons and the
 //! recent sends with their outcomes, each paged by its own cursor; a
 //! lead's personal data shows only where the API gives it (admin and
-//! operator). Erasing a lead (admin) goes through a confirmation page.
+//! operator). The authorisation decisions (every `authorization_decided`
+//! of the audit trail, paged by its cursor) show leads by reference only.
+//! Erasing a lead (admin) goes through a confirmation page.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -102,6 +104,43 @@ struct SendRow {
     subject: Option<String>,
 }
 
+/// One `authorization_decided` event: no personal data, the lead by
+/// reference.
+struct DecisionRow {
+    at: String,
+    lead_ref: String,
+    channel: String,
+    resource: String,
+    tier: String,
+    permit: bool,
+    reasons: String,
+}
+
+fn decision(entry: &Value) -> DecisionRow {
+    let data = entry.get("data").cloned().unwrap_or(Value::Null);
+    let reasons = data
+        .get("reasons")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(|r| shown(&r.replace('_', " ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "–".into());
+    DecisionRow {
+        at: when(entry.get("recorded_at").and_then(Value::as_str).unwrap_or("")),
+        lead_ref: s(&data, "lead_ref"),
+        channel: s(&data, "channel"),
+        resource: s(&data, "resource"),
+        tier: s(&data, "tier"),
+        permit: data.get("permit").and_then(Value::as_bool).unwrap_or(false),
+        reasons,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "sends.html")]
 struct SendsPage {
@@ -117,6 +156,8 @@ struct SendsPage {
     dead_next: Option<String>,
     sends: Vec<SendRow>,
     sends_next: Option<String>,
+    decisions: Vec<DecisionRow>,
+    decisions_next: Option<String>,
     personal: bool,
     is_admin: bool,
 }
@@ -159,13 +200,21 @@ async fn sends(
     if let Some(before) = params.text("before") {
         sends_q.push(("before", before.to_owned()));
     }
-    let (report_path, suppression_path, dead_path, sends_path) = (
+    let mut decisions_q = vec![
+        ("limit", PAGE.to_string()),
+        ("event_type", "authorization_decided".to_owned()),
+    ];
+    if let Some(before) = params.text("decisions_before") {
+        decisions_q.push(("before", before.to_owned()));
+    }
+    let (report_path, suppression_path, dead_path, sends_path, audit_path) = (
         format!("{base}/reports/weekly"),
         format!("{base}/suppression"),
         format!("{base}/dead-letters"),
         format!("{base}/sends"),
+        format!("{base}/audit"),
     );
-    let (detail, report, suppression, dead, recent) = tokio::join!(
+    let (detail, report, suppression, dead, recent, decisions) = tokio::join!(
         state.api.query::<Value>(key, &base, &[], min),
         state.api.query::<Value>(key, &report_path, &[], min),
         state
@@ -173,9 +222,12 @@ async fn sends(
             .query::<Value>(key, &suppression_path, &suppression_q, min),
         state.api.query::<Value>(key, &dead_path, &dead_q, min),
         state.api.query::<Value>(key, &sends_path, &sends_q, min),
+        state
+            .api
+            .query::<Value>(key, &audit_path, &decisions_q, min),
     );
     let detail = detail?;
-    let (suppression, dead, recent) = (suppression?, dead?, recent?);
+    let (suppression, dead, recent, decisions) = (suppression?, dead?, recent?, decisions?);
     let name = detail.get("name").and_then(Value::as_str).unwrap_or("");
     let bounce_limit = detail
         .pointer("/alert_limits/bounce_rate")
@@ -349,6 +401,8 @@ async fn sends(
         dead_next: cursor(&dead, "next_before"),
         sends,
         sends_next: cursor(&recent, "next_before"),
+        decisions: items(&decisions).iter().map(decision).collect(),
+        decisions_next: cursor(&decisions, "next_before"),
         personal,
         is_admin: signed.session.who.is_admin(),
     };
