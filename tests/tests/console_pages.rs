@@ -1,7 +1,9 @@
 //! The console's pages beyond review, in a real browser against the real
-//! APIs: learning (pattern tables, forest plots, the suggestion engine,
-//! experiments), sends (deliverability, suppression, dead letters, recent
-//! sends, erasure), reports (weekly, downloads, the platform report),
+//! APIs: the context (each agent's view, the version that held at a time),
+//! registering a client from the operator's home, learning (pattern
+//! tables, forest plots, the suggestion engine, experiments), sends
+//! (deliverability, suppression, dead letters, recent sends, authorisation
+//! decisions, erasure), reports (weekly, downloads, the platform report),
 //! alerts, settings, the approval queue's filters, paging and polling, the
 //! operator's queue of every client, and the keyboard. Every page a test
 //! looks at is saved under `target/console/` and checked with axe-core
@@ -202,6 +204,34 @@ async fn forge(browser: &Browser, action: &str) {
         .await
         .expect("a forged form");
     browser.find("#problem").await;
+}
+
+/// Clicks `css` and waits until a new page has replaced this one and
+/// shows `until`: the page before may show `until` too (a notice).
+async fn click_to_next_page(browser: &Browser, css: &str, until: &str) {
+    browser
+        .client
+        .execute("window.sextantBeforeClick = true;", vec![])
+        .await
+        .expect("mark the page");
+    browser.click(css).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let old = browser
+            .client
+            .execute("return window.sextantBeforeClick === true;", vec![])
+            .await
+            .unwrap_or(json!(true));
+        if old == json!(false) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css} led to no new page"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser.find(until).await;
 }
 
 const PLANTED: [Planted; 1] = [Planted {
@@ -742,7 +772,7 @@ async fn an_admin_changes_mode_limits_and_recipients_sets_a_webhook_secret_issue
         .contains("waits in the approval queue"));
 
     browser.fill("#timezone", "Australia/Sydney").await;
-    browser.click_then("#save-profile", "#notice").await;
+    click_to_next_page(&browser, "#save-profile", "#notice").await;
     assert_eq!(browser.text("#notice").await, "Saved.");
     assert_eq!(
         browser
@@ -757,7 +787,7 @@ async fn an_admin_changes_mode_limits_and_recipients_sets_a_webhook_secret_issue
 
     browser.click("#mode-autopilot").await;
     browser.fill("#autopilot-threshold", "0.8").await;
-    browser.click_then("#save-mode", "#notice").await;
+    click_to_next_page(&browser, "#save-mode", "#notice").await;
     assert!(browser
         .find("#mode-autopilot")
         .await
@@ -770,7 +800,7 @@ async fn an_admin_changes_mode_limits_and_recipients_sets_a_webhook_secret_issue
     browser
         .fill("#recipients", "ops@acme.example, ceo@acme.example")
         .await;
-    browser.click_then("#save-limits", "#notice").await;
+    click_to_next_page(&browser, "#save-limits", "#notice").await;
     browser.shot("saved").await;
     let detail = read(&app, &c, "", position_in(&browser.path().await)).await;
     assert_eq!(detail["alert_limits"]["bounce_rate"], json!(0.05));
@@ -785,7 +815,7 @@ async fn an_admin_changes_mode_limits_and_recipients_sets_a_webhook_secret_issue
     let secret = "a-webhook-secret-never-shown";
     assert!(browser.text("#webhook-smartlead").await.contains("not set"));
     browser.fill("#webhook-secret", secret).await;
-    browser.click_then("#set-secret", "#notice").await;
+    click_to_next_page(&browser, "#set-secret", "#notice").await;
     assert_eq!(browser.text("#notice").await, "The webhook secret is set.");
     assert!(browser
         .text("#webhook-smartlead .secret-state")
@@ -803,7 +833,7 @@ async fn an_admin_changes_mode_limits_and_recipients_sets_a_webhook_secret_issue
         .contains(secret));
 
     browser.fill("#key-label", "dashboard").await;
-    browser.click_then("#issue-key-button", "#new-key").await;
+    click_to_next_page(&browser, "#issue-key-button", "#new-key").await;
     browser.shot("key-issued").await;
     let key = browser
         .find("#new-key")
@@ -819,7 +849,7 @@ async fn an_admin_changes_mode_limits_and_recipients_sets_a_webhook_secret_issue
     );
     let whoami = app.query("/v1/whoami", Some(&key)).await;
     assert_eq!(whoami.body["role"], "reader", "{whoami:?}");
-    browser.click_then("#back-to-settings", "#keys").await;
+    click_to_next_page(&browser, "#back-to-settings", "#keys").await;
     assert!(
         !browser
             .client
@@ -830,9 +860,12 @@ async fn an_admin_changes_mode_limits_and_recipients_sets_a_webhook_secret_issue
         "shown once"
     );
     let key_id = whoami.body["key_id"].as_str().expect("a key id").to_owned();
-    browser
-        .click_then(&format!("#key-{key_id} .revoke-form button"), "#notice")
-        .await;
+    click_to_next_page(
+        &browser,
+        &format!("#key-{key_id} .revoke-form button"),
+        "#notice",
+    )
+    .await;
     browser.shot("revoked").await;
     assert!(browser
         .text(&format!("#key-{key_id}"))
@@ -843,7 +876,7 @@ async fn an_admin_changes_mode_limits_and_recipients_sets_a_webhook_secret_issue
 
     browser.fill("#resource-address", "sdr2@acme.example").await;
     browser.fill("#resource-cap", "150").await;
-    browser.click_then("#save-resource", "#notice").await;
+    click_to_next_page(&browser, "#save-resource", "#notice").await;
     browser.shot("resource").await;
     let resources = browser.text("#resource-list").await;
     assert!(
@@ -1099,6 +1132,422 @@ async fn the_accessibility_check_finds_a_field_without_a_label_so_a_clean_page_m
             .is_some_and(|v| v.iter().any(|v| v["id"] == "label")),
         "{found}"
     );
+    browser.close().await;
+    app.stop().await;
+}
+
+/// A human's change as the client's reviewer, applied at once: the
+/// version it made and when, as the query API has it.
+async fn set_context(app: &Running, c: &Client, patch: Value) -> (i64, String) {
+    let answer = app
+        .command(
+            Method::POST,
+            &format!("/v1/clients/{}/context/updates", c.id),
+            Some(&c.reviewer),
+            Some(
+                json!({ "source": "manual", "patch": patch, "rationale": "set by hand",
+                         "confidence": 1.0 }),
+            ),
+        )
+        .await;
+    assert_eq!(answer.body["status"], "applied", "{answer:?}");
+    let context = read(app, c, "/context", answer.position()).await;
+    read(app, c, "", answer.position()).await;
+    (
+        context["version"].as_i64().expect("a version"),
+        context["updated_at"]
+            .as_str()
+            .expect("when it was made")
+            .to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_context_page_shows_each_agents_view_and_the_version_that_held_at_a_time_and_a_refused_time_next_to_its_field(
+) {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let c = client(&app, "Acme").await;
+    let (first, made) = set_context(
+        &app,
+        &c,
+        json!({
+            "company": { "value_proposition": "close books in 2 days" },
+            "icp": { "industries": ["fintech"] },
+            "personas": { "cfo": { "goals": ["faster close"] } },
+            "messaging": { "tone": "plain" },
+            "campaign_goals": { "meetings_per_week": 5 },
+            "playbook": { "subject_patterns": ["question"], "lead_scoring": { "tier": "warm-by-title" } },
+            "best_practices": { "email": ["keep under 120 words"], "linkedin": ["no pitch in invite"] },
+            "prompts": { "email_strategist": { "instructions": "be brief" },
+                         "persona_builder": { "instructions": "name the buyer" } }
+        }),
+    )
+    .await;
+    assert_eq!(first, 1);
+    let (second, _) = set_context(&app, &c, json!({ "messaging": { "tone": "bold" } })).await;
+    assert_eq!(second, 2);
+
+    let browser = Browser::start("context-views", &app).await;
+    browser.sign_in(&c.reader).await;
+    browser.goto(&format!("/clients/{}/context", c.id)).await;
+    browser.find("#agent-picker").await;
+    browser.shot("document").await;
+    let options = texts(&browser, "#agent option").await;
+    assert_eq!(
+        options,
+        vec![
+            "company research",
+            "account intelligence",
+            "persona builder",
+            "email strategist",
+            "linkedin outreach"
+        ]
+    );
+
+    browser
+        .find("#agent option[value=email_strategist]")
+        .await
+        .click()
+        .await
+        .expect("choose the agent");
+    browser.click_then("#show-agent", "#context-now").await;
+    browser.shot("email-strategist").await;
+    assert!(browser.path().await.contains("agent=email_strategist"));
+    assert!(browser.text("h1").await.contains("email strategist"));
+    let keys: Vec<String> = browser
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('section.context-section')).map(s => s.dataset.key);",
+            vec![],
+        )
+        .await
+        .map(|v| serde_json::from_value(v).expect("keys"))
+        .expect("the sections");
+    assert_eq!(
+        keys,
+        vec![
+            "company",
+            "personas",
+            "messaging",
+            "campaign_goals",
+            "playbook",
+            "best_practices",
+            "instructions"
+        ]
+    );
+    let text = browser.dom_text().await;
+    assert!(
+        text.contains("be brief") && text.contains("question"),
+        "{text}"
+    );
+    assert!(text.contains("bold"), "the view is of the context now");
+    assert!(text.contains("keep under 120 words"), "{text}");
+    for absent in [
+        "fintech",
+        "warm-by-title",
+        "no pitch in invite",
+        "name the buyer",
+    ] {
+        assert!(
+            !text.contains(absent),
+            "{absent} is not the email strategist's"
+        );
+    }
+    assert_eq!(
+        browser
+            .find("#context-version")
+            .await
+            .attr("data-version")
+            .await
+            .expect("attr")
+            .as_deref(),
+        Some("2")
+    );
+
+    browser
+        .goto(&format!("/clients/{}/context?agent=persona_builder", c.id))
+        .await;
+    browser.find("#context-now").await;
+    let text = browser.dom_text().await;
+    assert!(
+        text.contains("fintech") && text.contains("name the buyer"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("bold") && !text.contains("be brief"),
+        "{text}"
+    );
+
+    // The time version 1 was made, typed into the field: version 1 held.
+    browser.goto(&format!("/clients/{}/context", c.id)).await;
+    browser.fill("#at", &made).await;
+    browser.click_then("#show-at", "#context-now").await;
+    browser.shot("as-of").await;
+    assert!(browser.path().await.contains("at="));
+    assert_eq!(
+        browser
+            .find("#context-version")
+            .await
+            .attr("data-version")
+            .await
+            .expect("attr")
+            .as_deref(),
+        Some("1")
+    );
+    assert!(browser
+        .text("#context-version")
+        .await
+        .starts_with("Version 1 held then"));
+    let text = browser.dom_text().await;
+    assert!(text.contains("plain") && !text.contains("bold"), "{text}");
+
+    browser
+        .goto(&format!(
+            "/clients/{}/context?at=2000-01-01T00:00:00Z",
+            c.id
+        ))
+        .await;
+    browser.find("#context-empty").await;
+    assert!(browser.text("h1").await.contains("2000-01-01 00:00 UTC"));
+    assert_eq!(
+        browser
+            .find("#context-version")
+            .await
+            .attr("data-version")
+            .await
+            .expect("attr")
+            .as_deref(),
+        Some("0")
+    );
+
+    for (typed, said) in [
+        ("yesterday", "must be an RFC 3339 time"),
+        ("+275000-01-01T00:00:00Z", "out of range"),
+    ] {
+        browser.goto(&format!("/clients/{}/context", c.id)).await;
+        browser.fill("#at", typed).await;
+        browser.click_then("#show-at", "#at-error").await;
+        let error = browser.text("#at-error").await;
+        assert!(error.contains(said), "{typed}: {error}");
+        assert_eq!(
+            browser
+                .find("#at")
+                .await
+                .prop("value")
+                .await
+                .expect("value")
+                .as_deref(),
+            Some(typed),
+            "kept for correction"
+        );
+        assert_eq!(
+            browser
+                .find("#at")
+                .await
+                .attr("aria-describedby")
+                .await
+                .expect("attr")
+                .as_deref(),
+            Some("at-error")
+        );
+        assert!(
+            browser.has("#agent-picker").await,
+            "the page, not an error page"
+        );
+    }
+    browser.shot("refused-time").await;
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_registers_a_client_from_home_lands_on_its_home_and_reaches_its_settings_where_keys_are_issued(
+) {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let acme = client(&app, "Acme").await;
+    let browser = Browser::start("register-client", &app).await;
+    browser.sign_in(OPERATOR_KEY).await;
+    browser.find("#new-client").await;
+    browser.shot("home").await;
+    assert!(browser.has(&format!("#settings-{}", acme.id)).await);
+
+    browser.fill("#new-name", "Globex\u{202E}Ltd").await;
+    browser.fill("#new-industry", "logistics").await;
+    browser.fill("#new-region", "EMEA").await;
+    browser.fill("#new-timezone", "Mars/Olympus_Mons").await;
+    browser
+        .find("#new-size option[value='51-200']")
+        .await
+        .click()
+        .await
+        .expect("a size");
+    browser
+        .find("#new-mode option[value=manual]")
+        .await
+        .click()
+        .await
+        .expect("a mode");
+    browser
+        .click_then("#register-client", "#new-timezone-error")
+        .await;
+    browser.shot("refused").await;
+    assert!(browser.text("#problem").await.contains("not registered"));
+    assert_eq!(
+        browser
+            .find("#new-name")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .as_deref(),
+        Some("Globex\u{202E}Ltd"),
+        "what was typed is kept"
+    );
+    let listed = app.query("/v1/clients", Some(OPERATOR_KEY)).await;
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "nothing was registered: {listed:?}"
+    );
+
+    browser.fill("#new-timezone", "Europe/Berlin").await;
+    browser.click_then("#register-client", "#notice").await;
+    browser.shot("registered").await;
+    let path = browser.path().await;
+    assert!(path.contains("done=client_registered"), "{path}");
+    position_in(&path);
+    let id: Uuid = path
+        .trim_start_matches("/clients/")
+        .split('?')
+        .next()
+        .and_then(|s| Uuid::try_parse(s).ok())
+        .unwrap_or_else(|| panic!("the new client's home: {path}"));
+    assert_eq!(
+        browser.text("#notice").await,
+        "The client is registered. Issue its keys in its settings."
+    );
+    assert!(browser.text("h1").await.contains("Globex[U+202E]Ltd"));
+    let detail = app
+        .query(&format!("/v1/clients/{id}"), Some(OPERATOR_KEY))
+        .await;
+    assert_eq!(detail.body["timezone"], "Europe/Berlin", "{detail:?}");
+    assert_eq!(detail.body["permission_mode"], "manual");
+    assert_eq!(detail.body["company_size"], "51-200");
+
+    browser.goto("/").await;
+    browser
+        .click_then(&format!("#settings-{id}"), "#issue-key")
+        .await;
+    browser.shot("settings").await;
+    assert_eq!(browser.path().await, format!("/clients/{id}/settings"));
+    browser.close().await;
+
+    let browser = Browser::start("register-client-admin", &app).await;
+    browser.sign_in(&acme.admin).await;
+    browser.goto("/").await;
+    browser.find("#activity").await;
+    assert_eq!(browser.path().await, format!("/clients/{}", acme.id));
+    assert!(
+        !browser.has("#new-client").await,
+        "only the operator registers"
+    );
+    forge(&browser, "/clients").await;
+    browser.shot("forged").await;
+    assert!(browser
+        .text("#problem")
+        .await
+        .contains("only the operator may do this"));
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sends_page_lists_authorisation_decisions_with_their_reasons_paged_by_the_audit_cursor_without_personal_data(
+) {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let c = client(&app, "Acme").await;
+    a_week_of_sends(&app, &c).await;
+    let authorize =
+        |lead: String, channel: &'static str, resource: &'static str, tier: &'static str| {
+            let app = &app;
+            let id = c.id;
+            async move {
+                let answer = app
+                    .command(
+                        Method::POST,
+                        &format!("/v1/clients/{id}/sends/authorize"),
+                        Some(OPERATOR_KEY),
+                        Some(
+                            json!({ "lead_ref": lead, "channel": channel, "resource": resource,
+                                 "lead_tier": tier }),
+                        ),
+                    )
+                    .await;
+                assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+                answer.position()
+            }
+        };
+    // Oldest: a resource the client does not have; then 25 permits; newest:
+    // a channel the tier does not allow, on a seat the client lacks.
+    authorize(
+        "lead-ref-oldest".into(),
+        "email",
+        "nobody@acme.example",
+        "warm",
+    )
+    .await;
+    for i in 0..25 {
+        authorize(format!("lead-ref-{i:04}"), "email", RESOURCE, "warm").await;
+    }
+    let position = authorize("lead-ref-newest".into(), "linkedin", "seat-9", "cold").await;
+    read(
+        &app,
+        &c,
+        "/audit?event_type=authorization_decided",
+        position,
+    )
+    .await;
+
+    let browser = Browser::start("authorizations", &app).await;
+    browser.sign_in(&c.admin).await;
+    browser.goto(&format!("/clients/{}/sends", c.id)).await;
+    browser.find("#decision-list").await;
+    browser.shot("decisions").await;
+    assert_eq!(browser.count("#decision-list tbody tr").await, 25, "a page");
+    assert_eq!(browser.count("#decision-list tbody tr.permitted").await, 24);
+    let newest = browser.text("#decision-list tbody tr:first-child").await;
+    for part in [
+        "lead-ref-newest",
+        "linkedin",
+        "seat-9",
+        "cold",
+        "refused",
+        "channel not allowed for tier, unknown resource",
+    ] {
+        assert!(newest.contains(part), "{part}: {newest}");
+    }
+    let table = browser.text("#decision-list").await;
+    assert!(table.contains(RESOURCE), "{table}");
+    assert!(
+        !table.contains("@example.com") && !table.contains("Name of"),
+        "no personal data, even for an admin: {table}"
+    );
+
+    browser
+        .click_then("#decisions-older", "#decision-list")
+        .await;
+    browser.shot("older-decisions").await;
+    assert!(browser.path().await.contains("decisions_before="));
+    let rows = texts(&browser, "#decision-list tbody tr").await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[1].contains("lead-ref-oldest") && rows[1].contains("unknown resource"),
+        "{rows:?}"
+    );
+    assert!(!browser.has("#decisions-older").await, "the last page");
     browser.close().await;
     app.stop().await;
 }

@@ -86,15 +86,20 @@ fn agent_choices(selected: Option<Agent>) -> Vec<AgentChoice> {
 /// The time for the API's `at`: as typed, except that a time without an
 /// offset (what a browser's date-time field sends) is read as UTC.
 fn at_for_api(text: &str) -> String {
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
-        .iter()
-        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
-        .map(|naive| {
-            naive
-                .and_utc()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        })
-        .unwrap_or_else(|| text.to_owned())
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+    .map(|naive| {
+        naive
+            .and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    })
+    .unwrap_or_else(|| text.to_owned())
 }
 
 /// The sections an agent's view has, in the order the document has them,
@@ -250,9 +255,7 @@ async fn document(
             }
             Err(failure) if failure.status == 422 => {
                 view.at_error = Some(shown(
-                    failure
-                        .for_field("at")
-                        .unwrap_or(failure.detail.as_str()),
+                    failure.for_field("at").unwrap_or(failure.detail.as_str()),
                 ));
                 let now = read_context(&state, &signed, client, None, min).await?;
                 view.summary = format!(

@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
 use reqwest::Method;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -120,7 +120,10 @@ const SIZES: [&str; 7] = [
     "5001+",
 ];
 const MODES: [(&str, &str); 3] = [
-    ("manual", "manual: everything Sextant proposes waits for review"),
+    (
+        "manual",
+        "manual: everything Sextant proposes waits for review",
+    ),
     (
         "co_pilot",
         "co-pilot: people's changes and best practices apply at once",
@@ -317,7 +320,13 @@ async fn operator_home(
 /// key's forged POST is the API's 403.
 async fn register(State(state): State<AppState>, form: PostForm) -> Result<Response, ConsoleError> {
     let mut body = Map::new();
-    for field in ["name", "industry", "company_size", "region", "permission_mode"] {
+    for field in [
+        "name",
+        "industry",
+        "company_size",
+        "region",
+        "permission_mode",
+    ] {
         body.insert(field.into(), json!(form.fields.get(field).unwrap_or("")));
     }
     // A blank time zone is the API's default, UTC.

@@ -131,7 +131,12 @@ fn decision(entry: &Value) -> DecisionRow {
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| "–".into());
     DecisionRow {
-        at: when(entry.get("recorded_at").and_then(Value::as_str).unwrap_or("")),
+        at: when(
+            entry
+                .get("recorded_at")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        ),
         lead_ref: s(&data, "lead_ref"),
         channel: s(&data, "channel"),
         resource: s(&data, "resource"),
