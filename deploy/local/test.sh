@@ -214,6 +214,11 @@ else
   # with the command up.sh and tests/src/procs.rs build them with.
   say "cargo build --bins (the fault suite runs the real sextant-command and sextant-query)"
   cargo build --bins -p sextant-command-api -p sextant-query-api
+  # The CLI's tests run `sextant` as built alone (tests/src/cli.rs), whose
+  # dependencies' features differ from the workspace's: built here, not by
+  # the first test while the others wait on it.
+  say "cargo build --bin sextant -p sextant-cli (the CLI's tests run it)"
+  cargo build --bin sextant -p sextant-cli
 
   say "cargo nextest run --workspace --no-fail-fast${*:+ $*} (DATABASE_URL=$(redact_url "$DATABASE_URL"), NATS_URL=$(redact_url "$NATS_URL"))"
   set +e
