@@ -66,6 +66,33 @@ pub fn binary() -> PathBuf {
     path
 }
 
+impl Sextant {
+    /// Waits (up to 30 s) until every projection has applied what the log
+    /// holds, so that each run reads what the runs before it wrote, as for a
+    /// person typing one command after another. (Within one run the CLI
+    /// passes its own positions on; between runs, a script passes
+    /// `--min-position`.)
+    async fn settle(&self) {
+        let Ok(head) = sextant_adapters::db::head_position(&self.pool).await else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let mut behind = false;
+            for projection in sextant_projections::all() {
+                let at = sextant_projections::runtime::position_of(&self.pool, projection.name())
+                    .await
+                    .unwrap_or(0);
+                behind |= at < head;
+            }
+            if !behind {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
 /// Every variable `sextant` reads, left out of what the test inherited.
 const SEXTANT_VARS: &[&str] = &[
     "SEXTANT_COMMAND_URL",
@@ -88,6 +115,8 @@ pub struct Sextant {
     /// Its home: profile file, state, and the test's files.
     pub dir: PathBuf,
     pub vars: Vec<(String, String)>,
+    /// The test's database, to wait for the read models before each run.
+    pool: sqlx::PgPool,
 }
 
 impl Sextant {
@@ -112,6 +141,7 @@ impl Sextant {
             bin: binary(),
             dir,
             vars,
+            pool: env.pool.clone(),
         }
     }
 
@@ -174,6 +204,7 @@ impl Sextant {
     /// Runs `args` to the end (off the runtime's threads: the services run
     /// on them).
     pub async fn run(&self, args: &[&str]) -> Output {
+        self.settle().await;
         let mut cmd = self.command(args);
         tokio::task::spawn_blocking(move || cmd.output().expect("run sextant"))
             .await
