@@ -15,8 +15,9 @@
 #    with a position, then GET /v1/clients/<id>?min_position=<position> on the
 #    query API -> 200 with the name); deploy/local/down.sh, checking that no
 #    process it started is left. It runs with its own state (.sextant/smoke;
-#    SEXTANT_SMOKE_STATE_DIR) and ports (127.0.0.1:28080 and :28081, Postgres
-#    25433, NATS 24223; SEXTANT_SMOKE_COMMAND_ADDR, SEXTANT_SMOKE_QUERY_ADDR,
+#    SEXTANT_SMOKE_STATE_DIR) and ports (127.0.0.1:28080, :28081 and :28082
+#    for the console, Postgres 25433, NATS 24223; SEXTANT_SMOKE_COMMAND_ADDR,
+#    SEXTANT_SMOKE_QUERY_ADDR, SEXTANT_SMOKE_CONSOLE_ADDR,
 #    SEXTANT_SMOKE_PG_PORT, SEXTANT_SMOKE_NATS_PORT), so a system brought up
 #    by hand is left alone. The ports lie below Linux's ephemeral range
 #    (32768-60999): there, the sockets the tests just closed (TIME_WAIT for
@@ -104,6 +105,7 @@ smoke() {
   # Below the ephemeral port range: see the header.
   export SEXTANT_COMMAND_ADDR=${SEXTANT_SMOKE_COMMAND_ADDR:-127.0.0.1:28080}
   export SEXTANT_QUERY_ADDR=${SEXTANT_SMOKE_QUERY_ADDR:-127.0.0.1:28081}
+  export SEXTANT_CONSOLE_BIND=${SEXTANT_SMOKE_CONSOLE_ADDR:-127.0.0.1:28082}
   export SEXTANT_PG_PORT=${SEXTANT_SMOKE_PG_PORT:-25433}
   export SEXTANT_NATS_PORT=${SEXTANT_SMOKE_NATS_PORT:-24223}
   export SEXTANT_PRIVATE=1 SEXTANT_BUILD_PROFILE=dev
@@ -136,7 +138,7 @@ smoke() {
   pid=$(head -n 1 "$state/pg/postmaster.pid") || die "no $(rel "$state/pg/postmaster.pid")"
   pids+=("postgres:$pid")
 
-  for addr in "$SEXTANT_COMMAND_ADDR" "$SEXTANT_QUERY_ADDR"; do
+  for addr in "$SEXTANT_COMMAND_ADDR" "$SEXTANT_QUERY_ADDR" "$SEXTANT_CONSOLE_BIND"; do
     url="$(http_base "$addr")/readyz"
     printf '    GET %s -> ' "$url"
     curl -fsS --max-time 10 "$url"
