@@ -360,7 +360,28 @@ impl Browser {
 
     /// Clicks `css` and waits until the page shows `until`.
     pub async fn click_then(&self, css: &str, until: &str) {
+        // The page is marked first: when the click navigates, `until` is
+        // looked for on the next page, not found on this one just before
+        // it goes (and then read as a stale element). A click that does
+        // not navigate leaves the mark, and is given two seconds.
+        let _ = self
+            .client
+            .execute("window.sextantBeforeClick = true;", vec![])
+            .await;
         self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            match self
+                .client
+                .execute("return window.sextantBeforeClick === true;", vec![])
+                .await
+            {
+                Ok(marked) if marked == json!(true) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                _ => break,
+            }
+        }
         self.find(until).await;
     }
 
