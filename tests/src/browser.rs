@@ -376,9 +376,7 @@ impl Browser {
                 .execute("return window.sextantBeforeClick === true;", vec![])
                 .await
             {
-                Ok(Value::Bool(true)) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await
-                }
+                Ok(Value::Bool(true)) => tokio::time::sleep(Duration::from_millis(50)).await,
                 _ => break,
             }
         }
