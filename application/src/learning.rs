@@ -121,16 +121,28 @@ fn source_for(family: Family) -> Source {
     }
 }
 
-/// The patterns that clear the thresholds, strongest first.
+/// The rows of one family's pooled table that clear the thresholds: the
+/// minimum sample on both sides and the practical floor first, then
+/// Benjamini–Hochberg over the rows that passed them (a row too small or
+/// too weak to act on never loosens or tightens another's bar). The rows
+/// answered carry that q.
 pub fn significant(rows: &[PatternRow], baseline_sends: u64, t: Thresholds) -> Vec<PatternRow> {
-    rows.iter()
+    let eligible: Vec<&PatternRow> = rows
+        .iter()
         .filter(|r| {
-            r.q < t.fdr
-                && r.sends >= t.min_sample
+            r.sends >= t.min_sample
                 && baseline_sends.saturating_sub(r.sends) >= t.min_sample
                 && (r.lift - 1.0).abs() >= t.min_relative_lift
         })
-        .cloned()
+        .collect();
+    let q = sextant_domain::stats::benjamini_hochberg(
+        &eligible.iter().map(|r| r.p).collect::<Vec<_>>(),
+    );
+    eligible
+        .into_iter()
+        .zip(q)
+        .filter(|(_, q)| *q < t.fdr)
+        .map(|(r, q)| PatternRow { q, ..r.clone() })
         .collect()
 }
 
@@ -156,6 +168,42 @@ fn rationale(metric: Metric, e: &Estimate) -> String {
         e.sends,
         if e.lift > 1.0 { "Prefer it." } else { "Avoid it." }
     )
+}
+
+/// The confidence autopilot weighs against the client's threshold: 1 − the
+/// always-valid p of a suggestion from the client's own data, 1 − q of one
+/// from a pooled table. Removals (a verdict that stopped holding, a prior
+/// the client's data contradicts) and rollbacks carry none: a person
+/// decides them under every mode.
+fn confidence_of(evidence: &Value) -> Option<UnitInterval> {
+    if evidence.get("check").is_some() || evidence.get("regressed_version").is_some() {
+        return None;
+    }
+    let p = evidence
+        .get("always_valid_p")
+        .or_else(|| evidence.get("q"))
+        .and_then(Value::as_f64)?;
+    UnitInterval::try_from((1.0 - p).clamp(0.0, 1.0)).ok()
+}
+
+/// The always-valid p of a context version's reply rate against its
+/// predecessor's: the mixture SPRT over the log risk ratio, with the
+/// variance of its estimate.
+fn regression_p(x_now: u64, n_now: u64, x_before: u64, n_before: u64, method: &Method) -> f64 {
+    if x_now == 0 || x_before == 0 || n_now == 0 || n_before == 0 {
+        // No log ratio: the always-valid p of the difference of the rates.
+        return sextant_domain::stats::always_valid_p(
+            x_now,
+            n_now,
+            x_before,
+            n_before,
+            sextant_domain::experiment::MIXTURE_VARIANCE,
+        );
+    }
+    let (x1, n1, x0, n0) = (x_now as f64, n_now as f64, x_before as f64, n_before as f64);
+    let log_ratio = ((x1 / n1) / (x0 / n0)).ln();
+    let variance = 1.0 / x1 - 1.0 / n1 + 1.0 / x0 - 1.0 / n0;
+    sextant_domain::stats::always_valid_p_normal(log_ratio, variance, method.mixture_variance)
 }
 
 /// The matured sends of a client (sent at or before `matured_before`),
@@ -660,14 +708,17 @@ impl Engine {
         if n_now < self.thresholds.min_sample || n_before < self.thresholds.min_sample {
             return Ok(Vec::new());
         }
-        let (_, p) = sextant_domain::stats::two_proportion_test(x_now, n_now, x_before, n_before);
         let (rate_now, rate_before) = (
             x_now as f64 / n_now as f64,
             x_before as f64 / n_before as f64,
         );
+        // Looked at every minute, so judged by the always-valid p of the
+        // log risk ratio (the method's mixture), not a fixed-horizon test
+        // that would cross by chance if read often enough.
+        let p = regression_p(x_now, n_now, x_before, n_before, &self.method);
         let worse =
             rate_before > 0.0 && rate_now / rate_before <= 1.0 - self.thresholds.min_relative_lift;
-        if !(worse && p < self.thresholds.fdr) {
+        if !(worse && p < self.method.alpha) {
             return Ok(Vec::new());
         }
         let previous: Option<Value> = sqlx::query_scalar(
@@ -686,8 +737,8 @@ impl Engine {
         }
         let key = format!("context_version={current}");
         let rationale = format!(
-            "Version {current} replies at {:.1}% against {:.1}% for version {} ({} and {} sends, p = {}): \
-             go back to version {}.",
+            "Version {current} replies at {:.1}% against {:.1}% for version {} ({} and {} matured sends, \
+             always-valid p = {}): go back to version {}.",
             rate_now * 100.0,
             rate_before * 100.0,
             current - 1,
@@ -699,7 +750,9 @@ impl Engine {
         let evidence = json!({
             "level": Level::Client.as_str(), "family": "versions", "key": key, "regressed_version": current,
             "back_to_version": current - 1, "sends": [n_now, n_before], "replies": [x_now, x_before],
-            "rates": [rate_now, rate_before], "p": p, "matured_before": look.matured_before,
+            "rates": [rate_now, rate_before], "always_valid_p": p, "alpha": self.method.alpha,
+            "method": "matured cohorts; mixture SPRT (always-valid) p of the log risk ratio",
+            "matured_before": look.matured_before,
             "query": format!("GET /v1/clients/{client_id}/patterns/versions?metric=reply"),
         });
         Ok(vec![
@@ -871,11 +924,7 @@ impl Engine {
         rationale: String,
         evidence: Value,
     ) -> Result<Suggested, anyhow::Error> {
-        // The confidence autopilot weighs: 1 - q where there is a q.
-        let confidence = evidence
-            .get("q")
-            .and_then(Value::as_f64)
-            .and_then(|q| UnitInterval::try_from((1.0 - q).clamp(0.0, 1.0)).ok());
+        let confidence = confidence_of(&evidence);
         let update_id = Uuid::now_v7();
         let command = ContextCommand::ProposeUpdate {
             update_id,
@@ -966,6 +1015,78 @@ pub async fn suggest_now(app: &App, client_id: Uuid) -> crate::Result<Suggestion
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(key: &str, sends: u64, lift: f64, p: f64) -> PatternRow {
+        PatternRow {
+            key: key.into(),
+            sends,
+            events: sends / 10,
+            rate: 0.1,
+            ci_low: 0.09,
+            ci_high: 0.11,
+            lift,
+            p,
+            q: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_floor_and_the_sample_are_applied_before_the_false_discovery_correction() {
+        // Strong rows below the practical floor, counted among the family,
+        // push a noisy row beyond it up the ranks and under the bar (q
+        // 0.041); with the floor and the sample applied first, it is judged
+        // among the rows worth acting on only (q 0.0525) and fails.
+        let rows = [
+            row("a=1", 5_000, 1.10, 1e-9),
+            row("a=2", 5_000, 0.92, 1e-8),
+            row("a=3", 5_000, 1.05, 1e-6),
+            row("d=1", 2_000, 1.50, 1e-6),
+            row("c=1", 50, 2.00, 1e-4),
+            row("b=1", 400, 1.60, 0.035),
+            row("b=2", 200, 1.30, 0.5),
+        ];
+        let all_q = sextant_domain::stats::benjamini_hochberg(
+            &rows.iter().map(|r| r.p).collect::<Vec<_>>(),
+        );
+        assert!(
+            all_q[5] < 0.05,
+            "corrected among all rows, b=1 would pass: {all_q:?}"
+        );
+        let found = significant(&rows, 20_000, Thresholds::default());
+        let keys: Vec<&str> = found.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["d=1"], "{found:?}");
+        assert!(
+            (found[0].q - 3e-6).abs() < 1e-15,
+            "q among the three eligible rows: {found:?}"
+        );
+    }
+
+    #[test]
+    fn a_suggestion_from_the_clients_own_data_carries_one_minus_its_always_valid_p_and_a_removal_none(
+    ) {
+        let own = json!({ "always_valid_p": 1e-6, "p": 1e-9 });
+        let confidence = confidence_of(&own).expect("a confidence");
+        assert!((f64::from(confidence) - (1.0 - 1e-6)).abs() < 1e-12);
+        let pooled = json!({ "q": 0.01 });
+        assert!((f64::from(confidence_of(&pooled).expect("a confidence")) - 0.99).abs() < 1e-12);
+        let removal = json!({ "always_valid_p": 1e-6, "check": "pattern_health" });
+        assert!(confidence_of(&removal).is_none());
+        let rollback = json!({ "always_valid_p": 1e-6, "regressed_version": 3 });
+        assert!(confidence_of(&rollback).is_none());
+        assert!(confidence_of(&json!({ "basis": "a benchmark" })).is_none());
+    }
+
+    #[test]
+    fn a_regression_is_judged_by_an_always_valid_p_stricter_than_a_fixed_horizon_one() {
+        let method = Method::default();
+        // 8% against 10% on 2,000 matured sends each: p 0.028 at a fixed
+        // horizon, not enough for a test that is read every minute.
+        let (_, fixed) = sextant_domain::stats::two_proportion_test(160, 2_000, 200, 2_000);
+        assert!(fixed < 0.05, "{fixed}");
+        assert!(regression_p(160, 2_000, 200, 2_000, &method) > 0.05);
+        // 6% against 10% on 4,000 each is clear however often it is read.
+        assert!(regression_p(240, 4_000, 400, 4_000, &method) < 1e-4);
+    }
 
     #[test]
     fn a_suggestion_is_answered_with_its_names_and_its_outcome_as_one_string() {

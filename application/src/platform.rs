@@ -16,7 +16,7 @@ use uuid::Uuid;
 use sextant_adapters::http::Problem;
 use sextant_adapters::store::CommandError;
 use sextant_domain::context::{ContextCommand, ContextError, ContextEvent, Policy, Source};
-use sextant_domain::learning::{Family, Metric, Verdict};
+use sextant_domain::learning::{Family, Metric, PatternRow, Verdict};
 use sextant_domain::stats::format_p;
 use sextant_domain::values::{Note, Rationale};
 
@@ -90,8 +90,10 @@ async fn supported(app: &App, family: Family, key: &str, verdict: Verdict) -> Re
         .into());
     };
     let thresholds = Thresholds::default();
-    if learning::significant(std::slice::from_ref(&row.stats), baseline_sends, thresholds)
-        .is_empty()
+    let family_rows: Vec<PatternRow> = table.rows.iter().map(|r| r.stats.clone()).collect();
+    if !learning::significant(&family_rows, baseline_sends, thresholds)
+        .iter()
+        .any(|r| r.key == key)
     {
         return Err(Problem::invalid_field(
             "key",

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+mod batch_counter;
 pub mod clients;
 pub mod context;
 pub mod delivery;

@@ -3,8 +3,9 @@
 //! [`sextant_application::sends`]'.
 
 use std::cell::Cell;
+use std::pin::Pin;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::StatusCode;
@@ -16,12 +17,13 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use sextant_adapters::http::{
-    declares_json, parse_json, positioned, read_body, Admins, ClientScope, FieldError, Ingesters,
-    Problem, RequestIds, StrictJson,
+    declares_json, parse_json, positioned, Admins, ClientScope, FieldError, Ingesters, Problem,
+    RequestIds, StrictJson,
 };
 use sextant_application::sends::{self, Authorize, BatchResult, ItemResult, MAX_BATCH};
 use sextant_application::{ApiError, Caller};
 
+use crate::batch_counter::ItemCounter;
 use crate::AppState;
 
 /// Batches are larger than other bodies.
@@ -68,14 +70,7 @@ fn items(body: &[u8], key: &str) -> Result<(Vec<Value>, bool), Problem> {
     .and_then(|shape| reader.end().map(|()| shape));
     let shape = match shape {
         Ok(shape) => shape,
-        Err(_) if too_many.get() => {
-            return Err(Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "batch-too-large",
-                "Batch too large",
-                format!("a batch holds at most {MAX_BATCH} items; this one has more"),
-            ))
-        }
+        Err(_) if too_many.get() => return Err(batch_too_large()),
         Err(err) => return Err(unreadable(&err)),
     };
     match shape {
@@ -298,7 +293,7 @@ struct JsonBody(Bytes);
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = Problem;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let is_json = declares_json(req.headers());
         // Refused on its announced length, before a byte of it is buffered.
         let announced = req
@@ -309,7 +304,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if announced.is_some_and(|length| length > BATCH_BODY_LIMIT as u64) {
             return Err(Problem::payload_too_large());
         }
-        let bytes = read_body(req, state).await?;
+        let key = if req.uri().path().ends_with("/outcomes") {
+            "outcomes"
+        } else {
+            "sends"
+        };
+        let bytes = read_counting(req.into_body(), key).await?;
         // An empty body is told what it must hold, whatever its type.
         if !is_json && !bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Problem::new(
@@ -321,6 +321,38 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         }
         Ok(Self(bytes))
     }
+}
+
+/// Reads a batch body frame by frame, counting its items as they arrive:
+/// past [`MAX_BATCH`] it is refused there (413), the rest unread; past
+/// [`BATCH_BODY_LIMIT`] bytes too (for a body sent without a length).
+async fn read_counting(mut body: Body, key: &'static str) -> Result<Bytes, Problem> {
+    let mut counter = ItemCounter::new(key);
+    let mut read: Vec<u8> = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|err| Problem::bad_request(err.to_string()))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        if read.len() + chunk.len() > BATCH_BODY_LIMIT {
+            return Err(Problem::payload_too_large());
+        }
+        counter.feed(&chunk);
+        if counter.items() > MAX_BATCH {
+            return Err(batch_too_large());
+        }
+        read.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(read))
+}
+
+fn batch_too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "batch-too-large",
+        "Batch too large",
+        format!("a batch holds at most {MAX_BATCH} items; this one has more"),
+    )
 }
 
 /// A batch answers 200 with a result per item; a single item answers as a

@@ -29,8 +29,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::learning::{Family, Metric, Verdict};
 use crate::stats::{
-    always_valid_p_normal, fisher_exact_p, mantel_haenszel_risk_ratio, min_expected_count,
-    two_proportion_test, two_sided_normal_p, Stratum,
+    always_valid_interval, always_valid_p_normal, fisher_exact_p, mantel_haenszel_risk_ratio,
+    min_expected_count, two_proportion_test, two_sided_normal_p, Stratum,
 };
 
 /// The features the engine tests, declared before any data is seen: the
@@ -162,6 +162,11 @@ pub struct Estimate {
     pub lift: f64,
     pub ci_low: f64,
     pub ci_high: f64,
+    /// The always-valid 95% interval of the adjusted lift (the mixture
+    /// SPRT's confidence sequence at `alpha`): what the checks of verdicts
+    /// the context already holds read at every look.
+    pub av_ci_low: f64,
+    pub av_ci_high: f64,
     /// The features the estimate is stratified by (`family|feature`).
     pub adjusted_for: Vec<String>,
     /// The nominal two-sided p of the adjusted estimate; Fisher's exact p
@@ -337,16 +342,35 @@ pub fn estimate(cells: &[Cell], method: &Method) -> Vec<Estimate> {
             };
             let small = min_expected_count(x, n, rest_x, rest_n) < method.min_expected;
             let adjusted = mantel_haenszel_risk_ratio(&strata_of[k]);
-            let (lift, ci_low, ci_high, normal_p, always_valid_p) = match adjusted {
-                Some(rr) if rr.log_variance.is_finite() && rr.log_variance > 0.0 => (
-                    rr.ratio,
-                    rr.ci_low,
-                    rr.ci_high,
-                    two_sided_normal_p(rr.log_ratio / rr.log_variance.sqrt()),
-                    always_valid_p_normal(rr.log_ratio, rr.log_variance, method.mixture_variance),
-                ),
-                _ => (crude_lift, 0.0, f64::INFINITY, 1.0, 1.0),
-            };
+            let (lift, (ci_low, ci_high), (av_ci_low, av_ci_high), normal_p, always_valid_p) =
+                match adjusted {
+                    Some(rr) if rr.log_variance.is_finite() && rr.log_variance > 0.0 => {
+                        let (low, high) = always_valid_interval(
+                            rr.log_ratio,
+                            rr.log_variance,
+                            method.mixture_variance,
+                            method.alpha,
+                        );
+                        (
+                            rr.ratio,
+                            (rr.ci_low, rr.ci_high),
+                            (low.exp(), high.exp()),
+                            two_sided_normal_p(rr.log_ratio / rr.log_variance.sqrt()),
+                            always_valid_p_normal(
+                                rr.log_ratio,
+                                rr.log_variance,
+                                method.mixture_variance,
+                            ),
+                        )
+                    }
+                    _ => (
+                        crude_lift,
+                        (0.0, f64::INFINITY),
+                        (0.0, f64::INFINITY),
+                        1.0,
+                        1.0,
+                    ),
+                };
             let p = if small {
                 fisher_exact_p(x, n, rest_x, rest_n)
             } else {
@@ -380,6 +404,8 @@ pub fn estimate(cells: &[Cell], method: &Method) -> Vec<Estimate> {
                 lift,
                 ci_low,
                 ci_high,
+                av_ci_low,
+                av_ci_high,
                 adjusted_for: strata_for(features[k])
                     .into_iter()
                     .map(str::to_owned)
@@ -549,18 +575,20 @@ pub fn no_longer_holds(estimate: &Estimate, verdict: Verdict, method: &Method) -
 }
 
 /// Why a verdict the context holds stopped holding, if it did: its
-/// adjusted 95% interval now lies entirely short of the practical floor
-/// (for `prefer`, below 1 + floor; for `avoid`, above 1 − floor), on a
-/// testable key. Used for learned patterns (on the sends since they were
-/// applied) and for priors (`floor` 0: the client's own data significantly
-/// on the other side of 1).
+/// always-valid 95% interval (the adjusted lift's confidence sequence, so
+/// that reading it at every look keeps the chance of ever judging a verdict
+/// that still holds wrongly at `alpha`) now lies entirely short of the
+/// practical floor (for `prefer`, below 1 + floor; for `avoid`, above
+/// 1 − floor), on a testable key. Used for learned patterns (on the sends
+/// since they were applied) and for priors (`floor` 0: the client's own
+/// data significantly on the other side of 1).
 pub fn stopped_holding(estimate: &Estimate, verdict: Verdict, floor: f64) -> Option<String> {
     if !estimate.testable {
         return None;
     }
     let (fails, bound) = match verdict {
-        Verdict::Prefer => (estimate.ci_high < 1.0 + floor, estimate.ci_high),
-        Verdict::Avoid => (estimate.ci_low > 1.0 - floor, estimate.ci_low),
+        Verdict::Prefer => (estimate.av_ci_high < 1.0 + floor, estimate.av_ci_high),
+        Verdict::Avoid => (estimate.av_ci_low > 1.0 - floor, estimate.av_ci_low),
         Verdict::RollBack => (false, 0.0),
     };
     let meant = if verdict == Verdict::Prefer {
@@ -570,11 +598,12 @@ pub fn stopped_holding(estimate: &Estimate, verdict: Verdict, floor: f64) -> Opt
     };
     fails.then(|| {
         format!(
-            "{} was to be {meant}, but its adjusted lift is {:.2} (95% interval {:.2}–{:.2}, bound {:.2}) on {} sends",
+            "{} was to be {meant}, but its adjusted lift is {:.2} (always-valid 95% interval {:.2}–{:.2}, \
+             bound {:.2}) on {} sends",
             estimate.key,
             estimate.lift,
-            estimate.ci_low,
-            estimate.ci_high,
+            estimate.av_ci_low,
+            estimate.av_ci_high,
             bound,
             estimate.sends
         )

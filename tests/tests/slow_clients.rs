@@ -327,6 +327,56 @@ async fn a_batch_of_thousands_is_refused_as_too_large_and_single_items_still_wor
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_refused_at_its_item_past_the_limit_while_the_rest_is_still_unsent() {
+    let env = TestEnv::new().await;
+    let app = env.start_with(Parts::apis_only()).await;
+    let (client, _) = app.register_client("Trickle").await;
+    let key = app.issue_key(client, "ingest").await;
+    // 3,000 items announced by their length; only the first 1,001 and a
+    // bit are written, and the connection then waits, as a client still
+    // uploading would. The answer must come now, not when the rest (never
+    // sent) or the body timeout would.
+    let body = batch(3000);
+    let first = std::str::from_utf8(&body)
+        .expect("JSON is text")
+        .match_indices("\"provider_message_id\"")
+        .nth(1001)
+        .map(|(at, _)| at)
+        .expect("a 1002nd item");
+    let mut stream = connect(&app.command_url).await;
+    let head = format!(
+        "POST /v1/clients/{client}/sends HTTP/1.1\r\nHost: sextant\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("write the head");
+    stream
+        .write_all(&body[..first])
+        .await
+        .expect("write part of the body");
+    let (status, _, answer) =
+        tokio::time::timeout(Duration::from_secs(10), read_answer(&mut stream))
+            .await
+            .expect("an answer before the body is complete");
+    assert_eq!(status, 413);
+    let problem: Value = serde_json::from_slice(&answer).expect("a problem");
+    assert_eq!(
+        problem["type"], "urn:sextant:problem:batch-too-large",
+        "{problem}"
+    );
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'send_recorded'")
+            .fetch_one(&env.pool)
+            .await
+            .expect("count");
+    assert_eq!(recorded, 0, "nothing of the refused batch is recorded");
+    app.stop().await;
+}
+
 /// The process's resident memory, in KiB, from `/proc/<pid>/status`.
 fn rss_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");

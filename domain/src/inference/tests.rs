@@ -243,6 +243,37 @@ fn a_verdict_stops_holding_only_when_its_interval_falls_short_of_the_floor() {
 }
 
 #[test]
+fn a_held_verdict_is_judged_on_its_always_valid_interval_which_every_look_may_read() {
+    // Lift 1.05 on 5,000 sends a side: the fixed 95% interval (up to 1.197)
+    // already lies short of 1.2, but a check re-read every minute would
+    // cross such a line by chance; the always-valid interval (up to 1.29)
+    // does not yet. At 20,000 a side it does (up to 1.17).
+    let method = Method::default();
+    let judged = |n: u64, x_with: u64, x_without: u64| {
+        let estimates = estimate(
+            &[
+                cell(&["what|personalized=true"], n, x_with),
+                cell(&["what|personalized=false"], n, x_without),
+            ],
+            &method,
+        );
+        let e = find(&estimates, Family::What, "personalized=true").clone();
+        (
+            e.clone(),
+            stopped_holding(&e, Verdict::Prefer, method.min_relative_lift),
+        )
+    };
+    let (early, verdict) = judged(5_000, 420, 400);
+    assert!(early.ci_high < 1.2, "{early:?}");
+    assert!(early.av_ci_high > 1.2 && early.av_ci_low < 1.0, "{early:?}");
+    assert!(verdict.is_none(), "{verdict:?}");
+    let (late, verdict) = judged(20_000, 1_680, 1_600);
+    assert!(late.av_ci_high < 1.2, "{late:?}");
+    let why = verdict.expect("the preference no longer holds");
+    assert!(why.contains("always-valid 95% interval"), "{why}");
+}
+
+#[test]
 fn a_send_matures_when_it_is_older_than_its_metrics_window() {
     let windows = Windows::default();
     let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 5, 12, 0, 0)
