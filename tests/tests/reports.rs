@@ -464,6 +464,226 @@ async fn a_week_younger_than_the_reply_window_is_marked_maturing() {
     app.stop().await;
 }
 
+/// Two weeks before the last complete one (ended 14 to 21 days ago in
+/// UTC): four sends on its Wednesday, two replied to, one with a meeting.
+/// (client's week, position)
+async fn a_week_two_to_three_weeks_past(app: &Running, client: Uuid) -> (IsoWeek, i64) {
+    let week = IsoWeek::last_complete(Utc::now(), Tz::UTC).plus(-2);
+    let day = week.monday() + chrono::Duration::days(2);
+    let sends = (0..4)
+        .map(|i| {
+            send(
+                &format!("w{i}"),
+                &format!("{day}T12:00:00Z"),
+                None,
+                "a@box.example",
+            )
+        })
+        .collect();
+    ingest(app, client, "sends", sends).await;
+    let position = ingest(
+        app,
+        client,
+        "outcomes",
+        vec![
+            outcome("w0", "replied", &format!("{day}T13:00:00Z")),
+            outcome("w1", "replied", &format!("{day}T14:00:00Z")),
+            outcome("w0", "meeting_booked", &format!("{day}T15:00:00Z")),
+        ],
+    )
+    .await;
+    (week, position)
+}
+
+/// The headline metric `name` of a weekly report.
+fn headline_metric(body: &Value, name: &str) -> Value {
+    body["headline"]["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|x| x["metric"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+/// The funnel stage `name` of a weekly report.
+fn funnel_stage(body: &Value, name: &str) -> Value {
+    body["funnel"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["stage"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+/// The cells of the HTML headline table's row of `metric`, by column.
+fn html_headline_row(html: &str, metric: &str) -> std::collections::HashMap<String, String> {
+    let document = scraper::Html::parse_document(html);
+    let select = |css: &str| scraper::Selector::parse(css).expect("a selector");
+    let columns: Vec<String> = document
+        .select(&select("table#table-headline thead th"))
+        .map(|th| th.text().collect())
+        .collect();
+    document
+        .select(&select("table#table-headline tbody tr"))
+        .map(|tr| {
+            columns
+                .iter()
+                .cloned()
+                .zip(
+                    tr.select(&select("td"))
+                        .map(|td| td.text().collect::<String>()),
+                )
+                .collect::<std::collections::HashMap<_, _>>()
+        })
+        .find(|row| row.get("metric").map(String::as_str) == Some(metric))
+        .unwrap_or_else(|| panic!("no {metric} row in the HTML headline"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_past_its_reply_window_has_matured_replies_but_maturing_meetings_and_conversions() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let client = register(&app, "Ripening Co", "UTC").await;
+    let (week, position) = a_week_two_to_three_weeks_past(&app, client).await;
+    let body = report(&app, client, &week.to_string(), position).await;
+    let ends = week.ends(Tz::UTC);
+    let at = |days: i64| serde_json::to_value(ends + chrono::Duration::days(days)).expect("a time");
+
+    // The reply window (14 days) has passed; the meeting (30) and
+    // conversion (60) windows have not.
+    assert_eq!(body["maturing"], false, "{body}");
+    assert_eq!(body["reply_window_days"], 14);
+    assert_eq!(body["matures_at"], at(14));
+    let maturity = &body["maturity"];
+    assert_eq!(
+        maturity["reply"],
+        json!({ "window_days": 14, "matures_at": at(14), "maturing": false })
+    );
+    assert_eq!(
+        maturity["meeting"],
+        json!({ "window_days": 30, "matures_at": at(30), "maturing": true })
+    );
+    assert_eq!(
+        maturity["conversion"],
+        json!({ "window_days": 60, "matures_at": at(60), "maturing": true })
+    );
+
+    // Each figure by its own window: headline, its comparisons, the funnel
+    // and the breakdowns.
+    for (metric, maturing) in [
+        ("delivery_rate", false),
+        ("reply_rate", false),
+        ("positive_reply_rate", false),
+        ("meeting_rate", true),
+        ("conversion_rate", true),
+        ("bounce_rate", false),
+    ] {
+        let m = headline_metric(&body, metric);
+        assert_eq!(m["maturing"], maturing, "{metric}: {m}");
+        assert_eq!(m["previous_week"]["maturing"], maturing, "{metric}");
+        assert_eq!(m["trailing_8_weeks"]["maturing"], maturing, "{metric}");
+    }
+    check_rate(&headline_metric(&body, "meeting_rate"), 1, 4, "meetings");
+    for (stage, maturing) in [("replied", false), ("meeting", true), ("converted", true)] {
+        assert_eq!(funnel_stage(&body, stage)["maturing"], maturing, "{stage}");
+    }
+    let rows = body["breakdowns"].as_array().expect("breakdowns");
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert_eq!(row["maturing"], false, "{row}");
+        assert_eq!(row["meetings_maturing"], true, "{row}");
+        assert_eq!(row["conversions_maturing"], true, "{row}");
+    }
+
+    // The CSV summary carries the windows.
+    let path = format!("/v1/clients/{client}/reports/weekly?week={week}&min_position={position}");
+    let (status, _, summary) =
+        raw(&app, &format!("{path}&table=summary"), OPERATOR_KEY, None).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    let mut reader = csv::Reader::from_reader(summary.as_bytes());
+    let headers = reader.headers().expect("a header").clone();
+    let record = reader.records().next().expect("a row").expect("a record");
+    let cell = |name: &str| {
+        let i = headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} in {headers:?}"));
+        record[i].to_owned()
+    };
+    assert_eq!(cell("maturity.reply.maturing"), "false");
+    assert_eq!(cell("maturity.meeting.maturing"), "true");
+    assert_eq!(cell("maturity.meeting.window_days"), "30");
+
+    // The HTML says which rates are maturing, beside each.
+    let (status, _, html) = raw(&app, &format!("{path}&format=html"), OPERATOR_KEY, None).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let meeting = html_headline_row(&html, "meeting_rate");
+    assert!(meeting["rate"].contains("maturing"), "{meeting:?}");
+    assert!(
+        meeting["previous_week.verdict"].contains("maturing"),
+        "{meeting:?}"
+    );
+    let conversion = html_headline_row(&html, "conversion_rate");
+    assert!(conversion["rate"].contains("maturing"), "{conversion:?}");
+    let reply = html_headline_row(&html, "reply_rate");
+    assert!(!reply["rate"].contains("maturing"), "{reply:?}");
+    assert!(
+        !reply["previous_week.verdict"].contains("maturing"),
+        "{reply:?}"
+    );
+    let document = scraper::Html::parse_document(&html);
+    let select = |css: &str| scraper::Selector::parse(css).expect("a selector");
+    assert_eq!(document.select(&select("p#maturing-meeting")).count(), 1);
+    assert_eq!(document.select(&select("p#maturing-conversion")).count(), 1);
+    assert_eq!(document.select(&select("p#maturing-reply")).count(), 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_own_meeting_window_decides_when_its_weeks_meeting_rate_matures() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let client = register(&app, "Quick Meetings Co", "UTC").await;
+    let (week, position) = a_week_two_to_three_weeks_past(&app, client).await;
+    let before = report(&app, client, &week.to_string(), position).await;
+    assert_eq!(before["maturity"]["meeting"]["maturing"], true, "{before}");
+    assert_eq!(headline_metric(&before, "meeting_rate")["maturing"], true);
+
+    // Meetings within a week of the send: the week has matured for them.
+    let changed = app
+        .command(
+            Method::PATCH,
+            &format!("/v1/clients/{client}"),
+            Some(OPERATOR_KEY),
+            Some(json!({ "maturity": { "meeting_days": 7 } })),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
+    let after = report(&app, client, &week.to_string(), changed.position()).await;
+    let matures_at =
+        serde_json::to_value(week.ends(Tz::UTC) + chrono::Duration::days(7)).expect("a time");
+    assert_eq!(
+        after["maturity"]["meeting"],
+        json!({ "window_days": 7, "matures_at": matures_at, "maturing": false }),
+        "{after}"
+    );
+    let meeting = headline_metric(&after, "meeting_rate");
+    assert_eq!(meeting["maturing"], false, "{meeting}");
+    assert_eq!(meeting["previous_week"]["maturing"], false);
+    assert_eq!(funnel_stage(&after, "meeting")["maturing"], false);
+    // The other windows are the client's as they were.
+    assert_eq!(after["maturity"]["reply"]["window_days"], 14);
+    assert_eq!(after["maturity"]["conversion"]["maturing"], true);
+    assert_eq!(headline_metric(&after, "conversion_rate")["maturing"], true);
+    let path = format!(
+        "/v1/clients/{client}/reports/weekly?week={week}&format=html&min_position={}",
+        changed.position()
+    );
+    let (status, _, html) = raw(&app, &path, OPERATOR_KEY, None).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let row = html_headline_row(&html, "meeting_rate");
+    assert!(!row["rate"].contains("maturing"), "{row:?}");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_three_weeks_after_its_send_counts_in_its_sends_week() {
     let env = TestEnv::new().await;

@@ -10,9 +10,13 @@
 //! - [`platform_weekly`]: every client's week on one table, sortable.
 //! - [`render`]: the CSV and HTML forms of both.
 //!
-//! Rates are cohort rates (an outcome counts toward the week of its send);
-//! a week younger than the client's reply window is `maturing`. Weeks are
-//! ISO weeks in the client's time zone. No report holds a lead's data.
+//! Rates are cohort rates (an outcome counts toward the week of its send).
+//! Each outcome kind has its own maturity window, the client's, as the
+//! learning engine reads it ([`Maturity`]): a week's reply rates are
+//! `maturing` until the reply window has passed since the week ended, its
+//! meeting rate until the meeting window has, its conversion rate until the
+//! conversion window has. Weeks are ISO weeks in the client's time zone. No
+//! report holds a lead's data.
 
 pub mod recommend;
 pub mod render;
@@ -26,6 +30,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use sextant_adapters::http::Problem;
+use sextant_domain::inference::Windows;
 use sextant_domain::stats::{benjamini_hochberg, two_proportion_test, wilson_interval, Z_95};
 use sextant_domain::values::Tz;
 
@@ -117,6 +122,66 @@ pub fn week_param(text: Option<&str>) -> Result<Option<IsoWeek>> {
         Some(t) => IsoWeek::parse(t).map(Some).ok_or_else(|| {
             Problem::invalid_field("week", "must be an ISO week such as 2026-W48").into()
         }),
+    }
+}
+
+/// When one outcome kind of a week's cohort is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WindowMaturity {
+    /// The client's window for the outcome: days after the week ends.
+    pub window_days: u32,
+    /// The week's last local midnight plus the window.
+    pub matures_at: DateTime<Utc>,
+    /// Before `matures_at`: the outcome's rates of the week are still
+    /// rising.
+    pub maturing: bool,
+}
+
+impl WindowMaturity {
+    /// `week` in `tz` under a window of `days`, as it reads at `now`.
+    pub fn of(week: IsoWeek, tz: Tz, days: u32, now: DateTime<Utc>) -> Self {
+        let matures_at = week.ends(tz) + Duration::days(i64::from(days));
+        Self {
+            window_days: days,
+            matures_at,
+            maturing: now < matures_at,
+        }
+    }
+}
+
+/// A week's maturity for each outcome kind, each under the client's own
+/// window (`maturity` on the client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Maturity {
+    /// Replies and positive replies (`reply_days`); opens, clicks,
+    /// unsubscribes and complaints follow the same window.
+    pub reply: WindowMaturity,
+    /// Meetings booked (`meeting_days`).
+    pub meeting: WindowMaturity,
+    /// Conversions (`conversion_days`).
+    pub conversion: WindowMaturity,
+}
+
+impl Maturity {
+    /// `week` in `tz` under `windows`, as it reads at `now`.
+    pub fn of(week: IsoWeek, tz: Tz, windows: &Windows, now: DateTime<Utc>) -> Self {
+        Self {
+            reply: WindowMaturity::of(week, tz, windows.reply_days, now),
+            meeting: WindowMaturity::of(week, tz, windows.meeting_days, now),
+            conversion: WindowMaturity::of(week, tz, windows.conversion_days, now),
+        }
+    }
+
+    /// Whether a headline metric (`meeting_rate`) or a funnel stage
+    /// (`meeting`) is still maturing. Sends, deliveries and bounces are known
+    /// within hours and never are.
+    pub fn maturing(&self, metric: &str) -> bool {
+        match metric {
+            "sent" | "delivered" | "delivery_rate" | "bounce_rate" => false,
+            "meeting" | "meeting_rate" => self.meeting.maturing,
+            "converted" | "conversion_rate" => self.conversion.maturing,
+            _ => self.reply.maturing,
+        }
     }
 }
 
@@ -237,6 +302,9 @@ pub struct Comparison {
     /// `significant increase`, `significant decrease` or `no significant
     /// change`.
     pub verdict: &'static str,
+    /// This week's figure of the metric is still maturing: part of a
+    /// difference may be outcomes still to come.
+    pub maturing: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -244,6 +312,7 @@ pub struct HeadlineMetric {
     pub metric: &'static str,
     #[serde(flatten)]
     pub rate: Rate,
+    /// The metric is still maturing by its own window (see [`Maturity`]).
     pub maturing: bool,
     pub previous_week: Comparison,
     pub trailing_8_weeks: Comparison,
@@ -270,6 +339,8 @@ pub struct FunnelStage {
     /// Of the sends, with its 95% interval.
     #[serde(flatten)]
     pub rate: Rate,
+    /// The stage is still maturing by its own window (see [`Maturity`]).
+    pub maturing: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -279,6 +350,7 @@ pub struct TrendPoint {
     pub sends: i64,
     pub reply_rate: Rate,
     pub positive_reply_rate: Rate,
+    /// The week's replies are still maturing (the reply window).
     pub maturing: bool,
 }
 
@@ -293,7 +365,12 @@ pub struct BreakdownRow {
     pub positive_reply_rate: Rate,
     pub bounce_rate: Rate,
     pub complaint_rate: Rate,
+    /// The week's replies are still maturing (the reply window).
     pub maturing: bool,
+    /// The week's meetings are still maturing (the meeting window).
+    pub meetings_maturing: bool,
+    /// The week's conversions are still maturing (the conversion window).
+    pub conversions_maturing: bool,
 }
 
 /// A context version applied in the week.
@@ -404,10 +481,13 @@ pub struct WeeklyReport {
     pub ends_on: NaiveDate,
     pub timezone: String,
     pub reply_window_days: u32,
-    /// The week's sends are younger than the reply window: its outcome
-    /// rates are still rising.
+    /// The week's sends are younger than the reply window: its reply rates
+    /// are still rising (`maturity.reply.maturing`).
     pub maturing: bool,
+    /// `maturity.reply.matures_at`.
     pub matures_at: DateTime<Utc>,
+    /// The week's maturity for each outcome kind under its own window.
+    pub maturity: Maturity,
     pub generated_at: DateTime<Utc>,
     pub headline: Headline,
     pub funnel: Vec<FunnelStage>,
@@ -442,9 +522,8 @@ pub async fn weekly_at(
         .fetch_one(pool)
         .await?;
     let week = week.unwrap_or_else(|| IsoWeek::last_complete(now, tz));
-    let reply_days = windows.reply_days;
-    let matures = |w: IsoWeek| w.ends(tz) + Duration::days(i64::from(reply_days));
-    let maturing = |w: IsoWeek| now < matures(w);
+    let maturity = Maturity::of(week, tz, &windows, now);
+    let maturing = |w: IsoWeek| WindowMaturity::of(w, tz, windows.reply_days, now).maturing;
 
     let first = week.plus(-(TREND_WEEKS - 1));
     let rows: Vec<(NaiveDate, Counts)> = overall(pool, client_id, "cohort", first, week).await?;
@@ -463,8 +542,8 @@ pub async fn weekly_at(
         .next()
         .unwrap_or_default();
 
-    let headline = headline(&this, &previous, &trailing, maturing(week));
-    let funnel = funnel(&this);
+    let headline = headline(&this, &previous, &trailing, &maturity);
+    let funnel = funnel(&this, &maturity);
     let trend = (0..TREND_WEEKS)
         .map(|i| {
             let w = first.plus(i);
@@ -479,7 +558,7 @@ pub async fn weekly_at(
             }
         })
         .collect();
-    let breakdowns = breakdowns(pool, client_id, week, maturing(week)).await?;
+    let breakdowns = breakdowns(pool, client_id, week, &maturity).await?;
 
     let (starts, ends) = (week.starts(tz), week.ends(tz));
     let as_of = ends.min(now);
@@ -508,9 +587,10 @@ pub async fn weekly_at(
         starts_on: week.monday(),
         ends_on: week.sunday(),
         timezone: tz.name().to_owned(),
-        reply_window_days: reply_days,
-        maturing: maturing(week),
-        matures_at: matures(week),
+        reply_window_days: maturity.reply.window_days,
+        maturing: maturity.reply.maturing,
+        matures_at: maturity.reply.matures_at,
+        maturity,
         generated_at: now,
         headline,
         funnel,
@@ -565,13 +645,14 @@ fn compare(this: &Counts, other: &Counts, metric: &str) -> (Rate, f64, f64, f64)
     (against, Rate::of(x1, n1).rate - against.rate, z, p)
 }
 
-fn headline(this: &Counts, previous: &Counts, trailing: &Counts, maturing: bool) -> Headline {
+fn headline(this: &Counts, previous: &Counts, trailing: &Counts, maturity: &Maturity) -> Headline {
     let build = |other: &Counts| {
         let raw: Vec<_> = HEADLINE.iter().map(|m| compare(this, other, m)).collect();
         let q = benjamini_hochberg(&raw.iter().map(|r| r.3).collect::<Vec<_>>());
         raw.into_iter()
             .zip(q)
-            .map(|((against, difference, z, p), q)| {
+            .zip(HEADLINE)
+            .map(|(((against, difference, z, p), q), metric)| {
                 let significant = q < ALPHA && difference != 0.0;
                 Comparison {
                     against,
@@ -585,6 +666,7 @@ fn headline(this: &Counts, previous: &Counts, trailing: &Counts, maturing: bool)
                         (true, true) => "significant increase",
                         (true, false) => "significant decrease",
                     },
+                    maturing: maturity.maturing(metric),
                 }
             })
             .collect::<Vec<_>>()
@@ -598,9 +680,7 @@ fn headline(this: &Counts, previous: &Counts, trailing: &Counts, maturing: bool)
             |(metric, (previous_week, trailing_8_weeks))| HeadlineMetric {
                 metric,
                 rate: Rate::of(this.of(metric), this.sends),
-                // Delivery and bounces are known within hours; the rest follow
-                // for days.
-                maturing: maturing && !matches!(*metric, "delivery_rate" | "bounce_rate"),
+                maturing: maturity.maturing(metric),
                 previous_week,
                 trailing_8_weeks,
             },
@@ -616,7 +696,7 @@ fn headline(this: &Counts, previous: &Counts, trailing: &Counts, maturing: bool)
     }
 }
 
-fn funnel(c: &Counts) -> Vec<FunnelStage> {
+fn funnel(c: &Counts, maturity: &Maturity) -> Vec<FunnelStage> {
     [
         ("sent", c.sends),
         ("delivered", c.delivered),
@@ -631,6 +711,7 @@ fn funnel(c: &Counts) -> Vec<FunnelStage> {
         stage,
         count,
         rate: Rate::of(count, c.sends),
+        maturing: maturity.maturing(stage),
     })
     .collect()
 }
@@ -651,7 +732,7 @@ async fn breakdowns(
     pool: &PgPool,
     client_id: Uuid,
     week: IsoWeek,
-    maturing: bool,
+    maturity: &Maturity,
 ) -> Result<Vec<BreakdownRow>> {
     #[derive(FromRow)]
     struct Row {
@@ -686,7 +767,9 @@ async fn breakdowns(
                 bounce_rate: Rate::of(c.bounced, c.sends),
                 complaint_rate: Rate::of(c.complained, c.sends),
                 counts: c,
-                maturing,
+                maturing: maturity.reply.maturing,
+                meetings_maturing: maturity.meeting.maturing,
+                conversions_maturing: maturity.conversion.maturing,
             })
         })
         .collect();
@@ -910,6 +993,8 @@ pub struct PlatformRow {
     pub reply_rate_verdict: &'static str,
     pub bounce_rate: Rate,
     pub complaint_rate: Rate,
+    /// The week's replies are still maturing for the client (its reply
+    /// window): the row shows no meeting or conversion figure.
     pub maturing: bool,
     pub open_alerts: i64,
     pub pending_approvals: i64,
@@ -1150,6 +1235,44 @@ mod tests {
         let hours =
             (week.ends(Tz::Australia__Sydney) - week.starts(Tz::Australia__Sydney)).num_hours();
         assert_eq!(hours, 169);
+    }
+
+    #[test]
+    fn each_outcome_kind_matures_by_its_own_window() {
+        let week = IsoWeek::parse("2026-W40").expect("a week");
+        // The week ends Monday 5 October 2026; twenty days later replies
+        // (14 days) have matured, meetings (30) and conversions (60) not.
+        let now = Utc
+            .with_ymd_and_hms(2026, 10, 25, 0, 0, 0)
+            .single()
+            .expect("a time");
+        let m = Maturity::of(week, Tz::UTC, &Windows::default(), now);
+        assert!(!m.reply.maturing);
+        assert!(m.meeting.maturing);
+        assert!(m.conversion.maturing);
+        assert_eq!(m.meeting.window_days, 30);
+        assert_eq!(
+            m.meeting.matures_at,
+            Utc.with_ymd_and_hms(2026, 11, 4, 0, 0, 0)
+                .single()
+                .expect("a time")
+        );
+        for (metric, maturing) in [
+            ("delivery_rate", false),
+            ("bounce_rate", false),
+            ("reply_rate", false),
+            ("open_rate", false),
+            ("meeting_rate", true),
+            ("conversion_rate", true),
+            ("sent", false),
+            ("replied", false),
+            ("meeting", true),
+            ("converted", true),
+        ] {
+            assert_eq!(m.maturing(metric), maturing, "{metric}");
+        }
+        let short = Windows::from_days(14, 7, 60);
+        assert!(!Maturity::of(week, Tz::UTC, &short, now).meeting.maturing);
     }
 
     #[test]

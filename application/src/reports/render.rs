@@ -5,14 +5,17 @@
 //! (`reply_rate.low`). CSV is one file in long form (`section`, `row`,
 //! `field`, `value`) or, for one table (`?table=`), one row per item with a
 //! column per field. HTML is one self-contained, printable page: inline
-//! CSS, inline SVG charts drawn by `plotters`, no external asset.
+//! CSS, inline SVG charts drawn by `plotters`, no external asset; a rate or
+//! verdict whose figure is still maturing says so in its cell, and p- and
+//! q-values print as [`format_p`] writes them (never as 0).
 
 use std::fmt::Write as _;
 
 use plotters::prelude::*;
 use serde_json::{Map, Value};
+use sextant_domain::stats::{format_p, SMALLEST_P};
 
-use super::{to_value, PlatformReport, WeeklyReport};
+use super::{to_value, PlatformReport, WeeklyReport, WindowMaturity};
 
 /// A report as named tables of rows.
 pub trait Tabular {
@@ -40,7 +43,7 @@ impl Tabular for WeeklyReport {
         let mut summary = Map::new();
         if let Value::Object(fields) = &v {
             for (k, x) in fields {
-                if !x.is_object() && !x.is_array() {
+                if (!x.is_object() && !x.is_array()) || k == "maturity" {
                     summary.insert(k.clone(), x.clone());
                 }
             }
@@ -233,13 +236,19 @@ fn html_table(name: &str, rows: &[Value]) -> String {
     out.push_str("</tr></thead><tbody>");
     for fields in &flat {
         out.push_str("<tr>");
-        for c in &columns {
-            let value = fields
+        let field = |name: &str| {
+            fields
                 .iter()
-                .find(|(k, _)| k == c)
+                .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
-                .unwrap_or("");
-            let _ = write!(out, "<td>{}</td>", escape(&readable(c, value)));
+        };
+        for c in &columns {
+            let value = field(c).unwrap_or("");
+            let _ = write!(out, "<td>{}", escape(&readable(c, value)));
+            if maturing_flag(c).and_then(|f| field(&f)) == Some("true") {
+                out.push_str(" <span class=\"maturing\">maturing</span>");
+            }
+            out.push_str("</td>");
         }
         out.push_str("</tr>");
     }
@@ -247,17 +256,65 @@ fn html_table(name: &str, rows: &[Value]) -> String {
     out
 }
 
-/// Rates and interval bounds as percentages; other numbers as they are.
+/// The field of a row that says whether `column`'s figure is still
+/// maturing: `maturing` beside a rate or a verdict (`previous_week.maturing`
+/// for `previous_week.verdict`), `meetings_maturing` for `meetings`. `None`
+/// for a column no flag speaks for.
+fn maturing_flag(column: &str) -> Option<String> {
+    let (prefix, last) = match column.rsplit_once('.') {
+        Some((prefix, last)) => (format!("{prefix}."), last),
+        None => (String::new(), column),
+    };
+    match last {
+        "rate" | "verdict" => Some(format!("{prefix}maturing")),
+        "meetings" | "conversions" => Some(format!("{prefix}{last}_maturing")),
+        _ => None,
+    }
+}
+
+/// Whether `column` holds a p- or q-value (`p`, `previous_week.q`,
+/// `reply_rate_p`).
+fn is_p_value(column: &str) -> bool {
+    let last = column.rsplit('.').next().unwrap_or(column);
+    matches!(last, "p" | "q") || last.ends_with("_p") || last.ends_with("_q")
+}
+
+/// A p- or q-value as [`format_p`] writes it; one below the smallest the
+/// statistics answer (they never answer 0) reads as below it.
+fn p_text(p: f64) -> String {
+    if p < SMALLEST_P {
+        format!("< {}", format_p(SMALLEST_P))
+    } else {
+        format_p(p)
+    }
+}
+
+/// Rates and interval bounds as percentages, p- and q-values by
+/// [`p_text`]; other numbers as they are.
 fn readable(column: &str, value: &str) -> String {
     let last = column.rsplit('.').next().unwrap_or(column);
     let is_rate = matches!(last, "rate" | "low" | "high" | "difference")
         || last.ends_with("_rate")
         || last == "reply_rate_change";
     match value.parse::<f64>() {
+        Ok(x) if is_p_value(column) => p_text(x),
         Ok(x) if is_rate && !value.is_empty() => format!("{:.2}%", x * 100.0),
         Ok(x) if value.contains('.') || value.contains('e') => format!("{x:.4}"),
         _ => value.to_owned(),
     }
+}
+
+/// The page's sentence on one maturing outcome kind, if it is maturing.
+fn maturing_note(id: &str, what: &str, m: &WindowMaturity) -> String {
+    if !m.maturing {
+        return String::new();
+    }
+    format!(
+        "<p class=\"maturing\" id=\"maturing-{id}\">Maturing: {what} of this week's sends may \
+         still come until {} ({}-day window); those rates are still rising.</p>",
+        m.matures_at.format("%Y-%m-%d %H:%M UTC"),
+        m.window_days
+    )
 }
 
 /// The weekly report as one self-contained HTML page.
@@ -265,21 +322,24 @@ pub fn weekly_html(report: &WeeklyReport) -> String {
     let mut body = String::new();
     let _ = write!(
         body,
-        "<p>Week {} ({} to {}, {}). Reply window {} days.</p>",
+        "<p>Week {} ({} to {}, {}). Maturity windows: replies {} days, meetings {} days, \
+         conversions {} days.</p>",
         escape(&report.week),
         report.starts_on,
         report.ends_on,
         escape(&report.timezone),
-        report.reply_window_days
+        report.maturity.reply.window_days,
+        report.maturity.meeting.window_days,
+        report.maturity.conversion.window_days
     );
-    if report.maturing {
-        let _ = write!(
-            body,
-            "<p class=\"maturing\">Maturing: this week's sends are younger than the reply \
-             window until {}; its outcome rates are still rising.</p>",
-            report.matures_at.format("%Y-%m-%d %H:%M UTC")
-        );
-    }
+    let m = &report.maturity;
+    body.push_str(&maturing_note(
+        "reply",
+        "replies (and opens, clicks, unsubscribes, complaints)",
+        &m.reply,
+    ));
+    body.push_str(&maturing_note("meeting", "meetings", &m.meeting));
+    body.push_str(&maturing_note("conversion", "conversions", &m.conversion));
     let charts = [
         ("funnel", "Funnel: sent to converted", funnel_chart(report)),
         (
@@ -485,4 +545,43 @@ fn volume_chart(report: &WeeklyReport) -> String {
             .map_err(|e| e.to_string())?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tiny_p_or_q_value_never_prints_as_zero() {
+        for column in [
+            "previous_week.p",
+            "trailing_8_weeks.q",
+            "reply_rate_p",
+            "reply_rate_q",
+        ] {
+            let text = readable(column, "1e-20");
+            assert_eq!(text, "1.0e-20", "{column}");
+        }
+        assert_eq!(readable("previous_week.p", "0.02846"), "0.0285");
+        assert_eq!(readable("previous_week.q", "1.0"), "1.0000");
+        assert_eq!(readable("previous_week.p", "0.0"), "< 2.2e-308");
+        // Other numbers keep their four decimals; rates their percentage.
+        assert_eq!(readable("previous_week.z", "1.23456"), "1.2346");
+        assert_eq!(readable("previous_week.against.rate", "0.25"), "25.00%");
+    }
+
+    #[test]
+    fn a_rate_or_verdict_reads_the_maturing_flag_beside_it() {
+        assert_eq!(maturing_flag("rate").as_deref(), Some("maturing"));
+        assert_eq!(
+            maturing_flag("previous_week.verdict").as_deref(),
+            Some("previous_week.maturing")
+        );
+        assert_eq!(
+            maturing_flag("meetings").as_deref(),
+            Some("meetings_maturing")
+        );
+        assert_eq!(maturing_flag("sends"), None);
+        assert_eq!(maturing_flag("previous_week.p"), None);
+    }
 }
