@@ -1,11 +1,17 @@
 //! Learning: the suggestion engine (the analysis agents of the design) and
-//! its schedule. The engine reads the
-//! pattern tables and, where a pattern clears the client's false-discovery
-//! target, the minimum sample in both arms and a meaningful lift, proposes a
-//! context update into `playbook.learned` with a plain-language rationale
-//! and its evidence. It writes only through commands, so everything it does
-//! is an event, and the ClientContext aggregate's own rules keep it from
-//! re-proposing what is pending or was rejected on the same evidence.
+//! its schedule. At every look the engine reads the client's matured sends
+//! (`pattern_sends`, older than each metric's window), estimates each
+//! declared key against the rest of the sends, adjusted for the strongest
+//! other features (`sextant_domain::inference`), and proposes what clears
+//! its always-valid bar and the practical floor into `playbook.learned`,
+//! with a plain-language rationale and its evidence; it withdraws its
+//! pending suggestions whose evidence no longer holds, proposes removing
+//! held verdicts and priors the data no longer supports, rollbacks of
+//! context versions that do worse, and priors for new clients. It writes
+//! only through commands, so everything it does is an event, and the
+//! ClientContext aggregate's own rules keep it from re-proposing what is
+//! pending or was rejected on the same evidence. docs/learning.md states
+//! the method and what it guarantees.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

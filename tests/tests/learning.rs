@@ -635,3 +635,241 @@ async fn a_clients_own_reply_window_decides_which_sends_have_matured() {
     assert_eq!(table.body["baseline"]["maturing_sends"], 0);
     app.stop().await;
 }
+
+/// Waits until the patterns and the context read models have `position`:
+/// the engine reads both (the matured sends, and what the context holds).
+async fn projected(env: &TestEnv, position: i64) {
+    env.eventually(
+        "the patterns and the context catch up",
+        Duration::from_secs(60),
+        || async {
+            env.checkpoint("patterns").await >= position
+                && env.checkpoint("context").await >= position
+        },
+    )
+    .await;
+}
+
+/// The sends of a world, each made under context version `version`.
+fn under_version(mut sends: Vec<Value>, version: i64) -> Vec<Value> {
+    for send in &mut sends {
+        send["context_version"] = json!(version);
+    }
+    sends
+}
+
+/// Every update of a client, whatever its status, once the log has
+/// `position`.
+async fn all_updates(app: &Running, client: Uuid, position: i64) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = app
+            .query(
+                &format!(
+                    "/v1/clients/{client}/approvals?status=all&min_position={position}{}",
+                    after
+                        .as_ref()
+                        .map(|a| format!("&after={a}"))
+                        .unwrap_or_default()
+                ),
+                Some(OPERATOR_KEY),
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{page:?}");
+        items.extend(page.body["items"].as_array().cloned().unwrap_or_default());
+        match page.body["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learned_pattern_that_stops_holding_after_it_was_applied_is_proposed_for_removal_with_its_evidence(
+) {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let (client, _) = app.register_client("Faded pattern").await;
+    let kickoff = app
+        .command(
+            Method::POST,
+            &format!("/v1/clients/{client}/context/updates"),
+            Some(OPERATOR_KEY),
+            Some(
+                json!({ "source": "manual", "patch": { "messaging": { "tone": "plain" } },
+                         "rationale": "kick-off" }),
+            ),
+        )
+        .await;
+    assert_eq!(kickoff.status, StatusCode::ACCEPTED, "{kickoff:?}");
+    // Under version 1, meeting asks reply 1.6 times as often: the engine
+    // learns `cta=meeting` and a reviewer approves it.
+    let good = [Planted {
+        family: "what",
+        feature: "cta",
+        value: "meeting",
+        multiplier: 1.6,
+    }];
+    let (sends, outcomes) = world(51, 10_000, &good);
+    let position = ingest(&app, client, under_version(sends, 1), outcomes).await;
+    projected(&env, position).await;
+    let (learned, _) = run_engine(&env, &app, client, position).await;
+    let suggestion = learned
+        .iter()
+        .find(|s| {
+            s["key"] == "cta=meeting" && s["verdict"] == "prefer" && s["outcome"] == "proposed"
+        })
+        .unwrap_or_else(|| panic!("cta=meeting proposed: {learned:?}"));
+    let update = suggestion["update_id"].as_str().expect("an update id");
+    let approved = app
+        .command(
+            Method::POST,
+            &format!("/v1/clients/{client}/context/updates/{update}/approve"),
+            Some(OPERATOR_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{approved:?}");
+    let applied_in = approved.body["version"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("the approval made a version: {approved:?}"));
+    assert!(applied_in > 1, "applied after the sends of version 1");
+    let removal = json!({ "playbook": { "learned": { "what": { "cta=meeting": null } } } });
+
+    // Applied, and nothing sent since: nothing to remove.
+    projected(&env, approved.position()).await;
+    let (before, position) = run_engine(&env, &app, client, approved.position()).await;
+    let held = app
+        .query(
+            &format!("/v1/clients/{client}/context?min_position={position}"),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    assert_eq!(
+        held.body["document"]["playbook"]["learned"]["what"]["cta=meeting"], "prefer",
+        "{held:?}"
+    );
+    assert!(
+        all_updates(&app, client, position)
+            .await
+            .iter()
+            .all(|u| u["patch"] != removal),
+        "no removal before the sends since version {applied_in}: {before:?}"
+    );
+
+    // Since it was applied, meeting asks do worse than the rest, on 20,000
+    // matured sends made under the version that applied it. Over all the
+    // client's sends (the 10,000 good ones included) the key still reads
+    // above 1.
+    let bad = [Planted {
+        family: "what",
+        feature: "cta",
+        value: "meeting",
+        multiplier: 0.8,
+    }];
+    let (sends, outcomes) = world(52, 20_000, &bad);
+    let position = ingest(&app, client, under_version(sends, applied_in), outcomes).await;
+    projected(&env, position).await;
+    let (after, position) = run_engine(&env, &app, client, position).await;
+    let proposed: Vec<&Value> = after
+        .iter()
+        .filter(|s| s["key"] == "cta=meeting" && s["outcome"] == "proposed")
+        .collect();
+    let updates = all_updates(&app, client, position).await;
+    let item = updates
+        .iter()
+        .find(|u| {
+            u["patch"] == removal && proposed.iter().any(|s| s["update_id"] == u["update_id"])
+        })
+        .unwrap_or_else(|| panic!("the removal is proposed: {after:?} {updates:?}"));
+    assert_eq!(item["status"], "pending", "{item}");
+    assert_eq!(item["source"], "email_performance", "{item}");
+    let evidence = &item["evidence"];
+    assert_eq!(evidence["check"], "pattern_health", "{evidence}");
+    assert_eq!(evidence["key"], "cta=meeting", "{evidence}");
+    assert_eq!(evidence["held_verdict"], "prefer", "{evidence}");
+    assert_eq!(evidence["since_version"], applied_in, "{evidence}");
+    assert!(
+        evidence["stopped_holding_because"]
+            .as_str()
+            .is_some_and(|why| !why.trim().is_empty()),
+        "{evidence}"
+    );
+    // Judged on the sends since it was applied only: the key's arm and the
+    // rest hold the 20,000 sends of version `applied_in`, none of before.
+    assert_eq!(
+        evidence["sends"].as_u64().unwrap_or(0) + evidence["rest_sends"].as_u64().unwrap_or(0),
+        20_000,
+        "{evidence}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learned_suggestion_under_autopilot_carries_its_confidence_and_applies_itself() {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let (client, _) = app.register_client("Autopilot").await;
+    let changed = app
+        .command(
+            Method::PATCH,
+            &format!("/v1/clients/{client}"),
+            Some(OPERATOR_KEY),
+            Some(json!({ "permission_mode": "autopilot", "autopilot_threshold": 0.9 })),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
+    let strong = [Planted {
+        family: "what",
+        feature: "cta",
+        value: "meeting",
+        multiplier: 2.0,
+    }];
+    let (sends, outcomes) = world(61, 10_000, &strong);
+    let position = ingest(&app, client, sends, outcomes).await;
+    projected(&env, position.max(changed.position())).await;
+    let (suggestions, position) = run_engine(&env, &app, client, position).await;
+    let suggestion = suggestions
+        .iter()
+        .find(|s| {
+            s["key"] == "cta=meeting" && s["verdict"] == "prefer" && s["outcome"] == "proposed"
+        })
+        .unwrap_or_else(|| panic!("cta=meeting proposed: {suggestions:?}"));
+    let update_id = suggestion["update_id"].as_str().expect("an update id");
+    let update = app
+        .query(
+            &format!("/v1/clients/{client}/context/updates/{update_id}?min_position={position}"),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    assert_eq!(update.status, StatusCode::OK, "{update:?}");
+    // Its confidence is 1 − the always-valid p: near 1 on an effect this
+    // strong, above the client's threshold.
+    let confidence = update.body["confidence"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("the suggestion carries a confidence: {}", update.body));
+    assert!(confidence > 0.9, "confidence {confidence}: {}", update.body);
+    let p = update.body["evidence"]["always_valid_p"]
+        .as_f64()
+        .expect("an always-valid p");
+    assert!(
+        (confidence - (1.0 - p)).abs() < 1e-6,
+        "confidence {confidence} is 1 - always-valid p {p}"
+    );
+    // So autopilot applied it at once.
+    assert_eq!(update.body["status"], "applied", "{}", update.body);
+    assert_eq!(update.body["via"], "autopilot", "{}", update.body);
+    assert!(update.body["version"].is_u64(), "{}", update.body);
+    let context = app
+        .query(
+            &format!("/v1/clients/{client}/context?min_position={position}"),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    assert_eq!(
+        context.body["document"]["playbook"]["learned"]["what"]["cta=meeting"], "prefer",
+        "{context:?}"
+    );
+    app.stop().await;
+}

@@ -5,6 +5,7 @@
 //! level, and approved platform practices reach consenting clients'
 //! best practices.
 
+use chrono::TimeZone;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sextant_tests::simulator::{world, Planted};
@@ -47,6 +48,42 @@ async fn traffic(app: &Running, client: Uuid, seed: u64) -> i64 {
         position = position.max(answer.position());
     }
     position
+}
+
+/// Traffic where `cta=meeting` replies exactly as often as the rest: 100
+/// sends with a meeting ask and 100 with a call ask, one in ten of each
+/// replied to.
+async fn level_traffic(app: &Running, client: Uuid, tag: usize) -> i64 {
+    let start = chrono::Utc
+        .with_ymd_and_hms(2026, 10, 5, 0, 0, 0)
+        .single()
+        .expect("an unambiguous time");
+    let mut sends = Vec::new();
+    let mut outcomes = Vec::new();
+    for i in 0..200_i64 {
+        let cta = if i % 2 == 0 { "meeting" } else { "call" };
+        let message = format!("level-{tag}-{i}");
+        let sent_at = start + chrono::Duration::hours(i);
+        sends.push(json!({
+            "provider": "sim", "provider_message_id": message,
+            "lead_ref": format!("level-lead-{tag}-{i:06}"),
+            "lead": {"industry": "fintech", "company_size": "11-50", "seniority": "vp", "tier": "cold", "region": "AU"},
+            "channel": "email", "campaign_id": "level", "step": 1,
+            "content": {"subject_words": 5, "subject_question": false, "personalized": true,
+                        "body_words": 80, "cta": cta, "angle": "speed"},
+            "context_version": 1, "agent": "email_strategist", "prompt_version": "1",
+            "sent_at": sent_at.to_rfc3339(),
+        }));
+        if (i / 2) % 10 == 0 {
+            outcomes.push(json!({
+                "provider": "sim", "provider_message_id": message, "kind": "replied", "intent": "interested",
+                "occurred_at": (sent_at + chrono::Duration::hours(5)).to_rfc3339(),
+            }));
+        }
+    }
+    let sent = app.ingest(client, "sends", &sends).await;
+    let replied = app.ingest(client, "outcomes", &outcomes).await;
+    sent.max(replied)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,5 +331,88 @@ async fn new_clients_start_from_priors_that_say_their_level_and_practices_reach_
             "{key} {verdict}: {refused:?}"
         );
     }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_practice_from_a_row_shown_but_not_significant_is_refused_naming_key_and_writes_nothing(
+) {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let mut position = 0;
+    for i in 0..5 {
+        let (client, _) = app.register_client(&format!("Level fintech {i}")).await;
+        consent(&app, client, true).await;
+        position = position.max(level_traffic(&app, client, i).await);
+    }
+
+    // The table shows the row: five consenting clients with 100 sends of
+    // the key each, 500 in all against 500 for the rest, at the same rate.
+    let table = app
+        .query(
+            &format!("/v1/patterns/platform/what?metric=reply&min_position={position}"),
+            Some(OPERATOR_KEY),
+        )
+        .await;
+    assert_eq!(table.status, StatusCode::OK, "{table:?}");
+    assert_eq!(table.body["contributing_clients"], 5, "{table:?}");
+    assert_eq!(table.body["baseline_sends"], 1000, "{table:?}");
+    let row = table.body["rows"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["key"] == "cta=meeting"))
+        .cloned()
+        .unwrap_or_else(|| panic!("the table shows a cta=meeting row: {table:?}"));
+    assert_eq!(
+        (
+            row["clients"].as_i64(),
+            row["sends"].as_u64(),
+            row["events"].as_u64()
+        ),
+        (Some(5), Some(500), Some(50)),
+        "{row:?}"
+    );
+    assert_eq!(row["lift"].as_f64(), Some(1.0), "{row:?}");
+
+    let events_before = env.event_ids().await.len();
+    let context_events = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM events WHERE aggregate_type = 'client_context'",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .expect("count context events")
+    };
+    let contexts_before = context_events().await;
+    let refused = app
+        .command(
+            Method::POST,
+            "/v1/patterns/platform/practices",
+            Some(OPERATOR_KEY),
+            Some(
+                json!({ "family": "what", "key": "cta=meeting", "verdict": "prefer",
+                "note": "meeting asks win, says the operator" }),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.body["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("key")),
+        "{refused:?}"
+    );
+    let detail = refused.body["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("not significant") && detail.contains("lift 1.00"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        context_events().await,
+        contexts_before,
+        "no context update was proposed"
+    );
+    assert_eq!(
+        env.event_ids().await.len(),
+        events_before,
+        "nothing was written"
+    );
     app.stop().await;
 }
