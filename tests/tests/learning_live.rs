@@ -69,7 +69,7 @@ fn a_burst_of_fresh_sends_is_not_read_as_failure() {
 #[test]
 fn planted_effects_on_a_fifth_and_on_half_the_sends_are_proposed() {
     let method = Method::default();
-    let seeds = [11, 23, 35];
+    let seeds = [11, 23, 35, 47, 59];
     let (mut fifth, mut half, mut false_proposals) = (0, 0, 0);
     for seed in seeds {
         let run = LiveWorld::new(seed, Scenario::Planted, 20_000, 56).run(EVERY, &method, false);
@@ -83,9 +83,11 @@ fn planted_effects_on_a_fifth_and_on_half_the_sends_are_proposed() {
         );
         false_proposals += run.false_proposals(Scenario::Planted);
     }
-    eprintln!("planted x1.3: on 20% of sends found in {fifth} of 3 worlds, on 50% in {half}; {false_proposals} false");
-    assert!(fifth >= 3 * 8 / 10, "found in {fifth} of 3");
-    assert!(half >= 3 * 8 / 10, "found in {half} of 3");
+    let worlds = seeds.len();
+    eprintln!("planted x1.3: on 20% of sends found in {fifth} of {worlds} worlds, on 50% in {half}; {false_proposals} false");
+    // The target: found in at least 80% of worlds.
+    assert!(fifth * 10 >= worlds * 8, "found in {fifth} of {worlds}");
+    assert!(half * 10 >= worlds * 8, "found in {half} of {worlds}");
     assert_eq!(false_proposals, 0);
 }
 
