@@ -15,7 +15,7 @@ use crate::{db, telemetry};
 
 /// A service binary's command line: the settings, then what to do.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, after_help = crate::telemetry::NO_COLOR_HELP)]
 pub struct Cli<C: Subcommand> {
     #[command(flatten)]
     pub settings: SettingsArgs,

@@ -37,6 +37,12 @@ pub fn init_tracing(filter: &str, format: LogFormat) -> Result<(), ConfigError> 
     Ok(())
 }
 
+/// What every binary's `--help` says of the variable the logs read beside
+/// its settings.
+pub const NO_COLOR_HELP: &str = "Also read from the environment:
+  NO_COLOR  Set and not empty: logs without colours (unset: coloured on a terminal only)
+            [env: NO_COLOR]";
+
 /// Whether logs are coloured: on a terminal, unless `NO_COLOR` is set to
 /// anything but the empty string (<https://no-color.org>).
 fn colours(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {

@@ -386,15 +386,14 @@ pub fn mail(report: &WeeklyReport, to: Vec<String>) -> Result<Mail, anyhow::Erro
     );
     for metric in &report.headline.metrics {
         text.push_str(&format!(
-            "{}: {:.1}% ({})\n",
+            "{}: {:.1}% ({}{})\n",
             metric.metric,
             metric.rate.rate * 100.0,
-            metric.previous_week.verdict
+            metric.previous_week.verdict,
+            if metric.maturing { "; maturing" } else { "" }
         ));
     }
-    if report.maturing {
-        text.push_str("\nThe week is still maturing: its outcome rates are still rising.\n");
-    }
+    text.push_str(&maturity_text(&report.maturity));
     text.push_str("\nThe full report is in the HTML part; every table is in the CSV attached.\n");
     Ok(Mail {
         to,
@@ -407,6 +406,38 @@ pub fn mail(report: &WeeklyReport, to: Vec<String>) -> Result<Mail, anyhow::Erro
             body: csv.into_bytes(),
         }],
     })
+}
+
+/// The plain-text lines on the outcome kinds of the week still maturing,
+/// each with the date its window closes; empty when all have matured.
+pub fn maturity_text(maturity: &reports::Maturity) -> String {
+    let kinds = [
+        (
+            "Replies (and opens, clicks, unsubscribes and complaints)",
+            &maturity.reply,
+        ),
+        ("Meetings", &maturity.meeting),
+        ("Conversions", &maturity.conversion),
+    ];
+    let lines: Vec<String> = kinds
+        .iter()
+        .filter(|(_, window)| window.maturing)
+        .map(|(what, window)| {
+            format!(
+                "- {what} may still come until {} ({}-day window).\n",
+                window.matures_at.format("%Y-%m-%d %H:%M UTC"),
+                window.window_days
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nThe week is still maturing: outcomes of its sends may still come, so the rates \
+         marked maturing are still rising.\n{}",
+        lines.concat()
+    )
 }
 
 /// The publisher's schedule: every `every`, until shutdown, it publishes
@@ -528,6 +559,32 @@ mod tests {
         let sydney: Tz = "Australia/Sydney".parse().expect("a zone");
         assert_eq!(due_week(at, sydney).to_string(), "2026-W48");
         assert_eq!(due_week(at, Tz::UTC).to_string(), "2026-W47");
+    }
+
+    #[test]
+    fn the_mail_names_each_outcome_kind_still_maturing_with_its_date() {
+        let week = IsoWeek::parse("2026-W40").expect("a week");
+        // Twenty days after the week: replies (14 days) have matured,
+        // meetings (30) and conversions (60) not.
+        let now = utc(2026, 10, 25, 0, 0);
+        let windows = sextant_domain::inference::Windows::default();
+        let text = maturity_text(&reports::Maturity::of(week, Tz::UTC, &windows, now));
+        assert!(!text.contains("Replies"), "{text}");
+        assert!(
+            text.contains("- Meetings may still come until 2026-11-04 00:00 UTC (30-day window)."),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "- Conversions may still come until 2026-12-04 00:00 UTC (60-day window)."
+            ),
+            "{text}"
+        );
+        let later = utc(2027, 1, 1, 0, 0);
+        assert_eq!(
+            maturity_text(&reports::Maturity::of(week, Tz::UTC, &windows, later)),
+            ""
+        );
     }
 
     #[test]

@@ -7,11 +7,16 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use sextant_adapters::config::LogFormat;
 
+/// The environment the console reads besides its settings' variables.
+const AFTER_HELP: &str = sextant_adapters::telemetry::NO_COLOR_HELP;
+
 /// Every setting as a flag with its environment variable.
 #[derive(Clone, Debug, Parser)]
 #[command(
     name = "sextant-console",
-    about = "Sextant's review console: the approval queue, the context and its history, in a browser"
+    version,
+    about = "Sextant's review console: the approval queue, the context and its history, in a browser",
+    after_help = AFTER_HELP
 )]
 pub struct Settings {
     #[command(subcommand)]
@@ -120,5 +125,14 @@ mod tests {
             (settings.command_url.as_str(), settings.query_url.as_str()),
             ("http://a", "http://b")
         );
+    }
+
+    #[test]
+    fn the_version_is_the_workspaces_and_the_help_names_no_color() {
+        use clap::CommandFactory;
+        let version = Settings::command().render_version().to_string();
+        assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+        let help = Settings::command().render_long_help().to_string();
+        assert!(help.contains("[env: NO_COLOR]"), "{help}");
     }
 }

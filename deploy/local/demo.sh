@@ -27,13 +27,11 @@ source "$RUN_DIR/env"
 
 profile=${SEXTANT_BUILD_PROFILE:-}
 [[ -n $profile ]] || profile=$(cat "$RUN_DIR/build_profile" 2>/dev/null || printf 'release')
-read -r sub flags < <(profile_args "$profile")
-read -r -a args <<<"$flags"
+read -r sub _ < <(profile_args "$profile")
 if [[ ${SEXTANT_SKIP_BUILD:-0} != 1 ]]; then
   command -v cargo >/dev/null 2>&1 || die "required program 'cargo' not found"
-  say "building the demo loader, sextant-demo ($profile)"
-  (cd "$SEXTANT_ROOT" && cargo build "${args[@]}" -p sextant-tests --bin sextant-demo) ||
-    die "the build failed"
+  say "bringing the demo loader, sextant-demo, up to date ($profile; the build up.sh ran)"
+  build_binaries "$profile" || die "the build failed"
 fi
 bin=$(target_dir)/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}$sub/sextant-demo
 [[ -x $bin ]] || die "$bin is missing (build it, or unset SEXTANT_SKIP_BUILD)"

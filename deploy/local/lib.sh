@@ -206,6 +206,20 @@ target_dir() {
   printf '%s\n' "$dir"
 }
 
+# build_binaries PROFILE: every binary of the workspace (the services, the
+# console, the CLI, the demo loader and the benchmark), in one cargo build.
+# test.sh, up.sh, demo.sh and the tests (tests/src/procs.rs, BUILD_ARGS) all
+# run this very build: cargo unifies features over the packages a build
+# names, so the workspace's selection is the one the tests' own build
+# (cargo nextest run --workspace) has, and no dependency is compiled a
+# second time for another feature set.
+build_binaries() {
+  local sub flags args=()
+  read -r sub flags < <(profile_args "$1")
+  read -r -a args <<<"$flags"
+  (cd "$SEXTANT_ROOT" && cargo build "${args[@]}" --workspace --bins)
+}
+
 # profile_args PROFILE: the output directory of a cargo profile, then the
 # cargo flags that select it ("release --release", "debug").
 profile_args() {

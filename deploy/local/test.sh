@@ -212,15 +212,13 @@ if ((SMOKE_ONLY)); then
   say "SEXTANT_SMOKE_ONLY=1: no cargo nextest"
   : >"$nextest_log"
 else
-  # The fault suite kill -9s the real binaries: build them beside the tests,
-  # with the command up.sh and tests/src/procs.rs build them with.
-  say "cargo build --bins (the fault suite runs the real sextant-command and sextant-query)"
-  cargo build --bins -p sextant-command-api -p sextant-query-api
-  # The CLI's tests run `sextant` as built alone (tests/src/cli.rs), whose
-  # dependencies' features differ from the workspace's: built here, not by
-  # the first test while the others wait on it.
-  say "cargo build --bin sextant -p sextant-cli (the CLI's tests run it)"
-  cargo build --bin sextant -p sextant-cli
+  # The fault suite kill -9s the real binaries and the CLI's tests run
+  # `sextant`: every binary is built here, before the tests, with the one
+  # build up.sh, demo.sh and tests/src/procs.rs run too (lib.sh,
+  # build_binaries), whose features are the tests' own: nothing is compiled
+  # twice.
+  say "cargo build --workspace --bins (the services, console, CLI and demo loader the tests and the smoke test run)"
+  build_binaries dev
 
   say "cargo nextest run --workspace --no-fail-fast${*:+ $*} (DATABASE_URL=$(redact_url "$DATABASE_URL"), NATS_URL=$(redact_url "$NATS_URL"))"
   set +e

@@ -17,10 +17,11 @@
 #    always used (started when not running): the "fresh machine" path, which
 #    shares no database and no JetStream stream with anything else. (down.sh
 #    stops them as usual; use the same SEXTANT_STATE_DIR for both.)
-# 3. Builds sextant-command and sextant-query (release; SEXTANT_BUILD_PROFILE=dev
+# 3. Builds every binary of the workspace: the services, the console, the
+#    CLI (`sextant`) and the demo loader (release; SEXTANT_BUILD_PROFILE=dev
 #    for a debug build; SEXTANT_SKIP_BUILD=1 to use what is already built),
-#    with the same cargo command as deploy/local/test.sh and the tests, so
-#    that one build serves them all.
+#    with the same cargo command as deploy/local/test.sh, demo.sh and the
+#    tests (lib.sh, build_binaries), so that one build serves them all.
 # 4. Runs `sextant-command migrate`, and says when the database or the
 #    JetStream stream already holds events (it is then joined, not fresh)
 #    and how to start afresh with a private one.
@@ -289,19 +290,14 @@ setup_nats() {
 # ------------------------------------------------------------------- build --
 
 build() {
-  local profile=${SEXTANT_BUILD_PROFILE:-release} sub flags args=() bin
-  read -r sub flags < <(profile_args "$profile")
-  read -r -a args <<<"$flags"
+  local profile=${SEXTANT_BUILD_PROFILE:-release} sub bin
+  read -r sub _ < <(profile_args "$profile")
   if [[ ${SEXTANT_SKIP_BUILD:-0} == 1 ]]; then
     say "SEXTANT_SKIP_BUILD=1: using the binaries already built ($profile)"
   else
     command -v cargo >/dev/null 2>&1 || die "required program 'cargo' not found (install Rust with rustup, or build elsewhere and set SEXTANT_SKIP_BUILD=1)"
-    say "building sextant-command, sextant-query and sextant-console ($profile)"
-    # The packages, not `--bin`: cargo unifies features over the packages a
-    # build names, and this is the build test.sh and the tests run (tests/src/
-    # procs.rs), so none of them compiles anything twice.
-    (cd "$SEXTANT_ROOT" && cargo build "${args[@]}" --bins -p sextant-command-api -p sextant-query-api -p sextant-console) ||
-      die "the build failed"
+    say "building the services, the console, the CLI and the demo loader ($profile)"
+    build_binaries "$profile" || die "the build failed"
   fi
   BIN_DIR=$(target_dir)/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}$sub
   for bin in "${SERVICES[@]}"; do

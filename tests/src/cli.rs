@@ -11,59 +11,9 @@ use uuid::Uuid;
 
 use crate::{Running, TestEnv};
 
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the running binary's path");
-    let dir = exe.parent().expect("target/<profile>").to_path_buf();
-    if dir.ends_with("deps") {
-        dir.parent().map(PathBuf::from).unwrap_or(dir)
-    } else {
-        dir
-    }
-}
-
-/// Whether cargo set `name` for the test rather than for a build (a build
-/// with them rebuilds ring and all above it).
-fn set_by_cargo_for_a_crate(name: &str) -> bool {
-    name.starts_with("CARGO_PKG_")
-        || name.starts_with("CARGO_BIN_EXE_")
-        || name.starts_with("CARGO_CFG_")
-        || matches!(
-            name,
-            "CARGO_MANIFEST_DIR"
-                | "CARGO_MANIFEST_PATH"
-                | "CARGO_MANIFEST_LINKS"
-                | "CARGO_CRATE_NAME"
-                | "CARGO_BIN_NAME"
-                | "CARGO_PRIMARY_PACKAGE"
-                | "CARGO_TARGET_TMPDIR"
-                | "CARGO_RUSTC_CURRENT_DIR"
-        )
-}
-
 /// `target/<profile>/sextant`, built first if stale.
 pub fn binary() -> PathBuf {
-    let dir = profile_dir();
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let mut cargo =
-            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cargo
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .args(["build", "--bin", "sextant", "-p", "sextant-cli"]);
-        if dir.ends_with("release") {
-            cargo.arg("--release");
-        }
-        for (name, _) in std::env::vars_os() {
-            if let Some(name) = name.to_str().filter(|n| set_by_cargo_for_a_crate(n)) {
-                cargo.env_remove(name);
-            }
-        }
-        let status = cargo.status().expect("run cargo build");
-        assert!(status.success(), "cargo build of sextant failed");
-    });
-    let path = dir.join("sextant");
-    assert!(path.exists(), "{} is missing", path.display());
-    path
+    crate::procs::built("sextant")
 }
 
 impl Sextant {

@@ -4,13 +4,13 @@
 //! The binaries are the ones cargo builds beside the test binary
 //! (`target/<profile>/sextant-command`, `…/sextant-query`). A test run by
 //! `cargo nextest run` alone would find them stale or missing, so the first
-//! use in a test process asks cargo to bring them up to date (a no-op of a
-//! second after `deploy/local/test.sh`, which builds them first, with this
-//! very command: `deploy/local/up.sh` uses it too, since cargo unifies
-//! features over the packages a build names and another selection could
-//! build them anew). The benchmark harness, itself one of those binaries,
-//! uses them as built ([`Binary::built_path`]) and the same environment
-//! ([`service_env`]).
+//! use in a test process asks cargo to bring them up to date ([`built`]: a
+//! no-op of a second after `deploy/local/test.sh`, which builds them first
+//! with the very command, [`BUILD_ARGS`], that `up.sh` and `demo.sh` run
+//! too: cargo unifies features over the packages a build names, and another
+//! selection would compile shared dependencies anew). The benchmark
+//! harness, itself one of those binaries, uses them as built
+//! ([`Binary::built_path`]) and the same environment ([`service_env`]).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -57,45 +57,51 @@ impl Binary {
 
     /// [`Binary::built_path`], built first if stale.
     pub fn path(self) -> PathBuf {
-        let profile_dir = profile_dir();
-        static BUILT: std::sync::Once = std::sync::Once::new();
-        BUILT.call_once(|| {
-            let mut cargo = std::process::Command::new(
-                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
-            );
-            cargo
-                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-                .args([
-                    "build",
-                    "--bins",
-                    "-p",
-                    "sextant-command-api",
-                    "-p",
-                    "sextant-query-api",
-                ]);
-            if profile_dir.ends_with("release") {
-                cargo.arg("--release");
-            }
-            // What cargo set for this test binary (its package's name and
-            // manifest directory, …) is not a build's environment: ring's
-            // build script tracks some of these variables, so a build with
-            // them rebuilds ring and all above it, and the next build from
-            // a shell (deploy/local/up.sh's) rebuilds it all again.
-            for (name, _) in std::env::vars_os() {
-                if let Some(name) = name.to_str().filter(|n| set_by_cargo_for_a_crate(n)) {
-                    cargo.env_remove(name);
-                }
-            }
-            let status = cargo.status().expect("run cargo build");
-            assert!(
-                status.success(),
-                "cargo build of the service binaries failed"
-            );
-        });
-        let path = profile_dir.join(self.name());
-        assert!(path.exists(), "{} is missing", path.display());
-        path
+        built(self.name())
     }
+}
+
+/// The command every build of the workspace's binaries runs, here, in
+/// `deploy/local/test.sh`, `up.sh` and `demo.sh`: every binary of the
+/// workspace, so that features are unified as in the tests' own build
+/// (`cargo nextest run --workspace`) and no dependency is compiled twice
+/// for a second feature set.
+pub const BUILD_ARGS: [&str; 3] = ["build", "--workspace", "--bins"];
+
+/// `target/<profile>/<name>`, a binary of the workspace, with every binary
+/// brought up to date first, once per test process (a no-op of a second
+/// after `deploy/local/test.sh`, which runs the same build first).
+pub fn built(name: &str) -> PathBuf {
+    let profile_dir = profile_dir();
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let mut cargo =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cargo
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args(BUILD_ARGS);
+        if profile_dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        // What cargo set for this test binary (its package's name and
+        // manifest directory, …) is not a build's environment: ring's
+        // build script tracks some of these variables, so a build with
+        // them rebuilds ring and all above it, and the next build from
+        // a shell (deploy/local/up.sh's) rebuilds it all again.
+        for (name, _) in std::env::vars_os() {
+            if let Some(name) = name.to_str().filter(|n| set_by_cargo_for_a_crate(n)) {
+                cargo.env_remove(name);
+            }
+        }
+        let status = cargo.status().expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build of the workspace's binaries failed"
+        );
+    });
+    let path = profile_dir.join(name);
+    assert!(path.exists(), "{} is missing", path.display());
+    path
 }
 
 /// Whether cargo sets `name` for the crate it compiles or the test it runs

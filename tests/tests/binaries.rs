@@ -74,7 +74,8 @@ fn both_binaries_answer_their_version_and_list_every_variable_they_read_in_their
         let help = run(binary, &["--help"], &[]);
         assert!(help.status.success(), "{help:?}");
         let help = text(&help.stdout);
-        for variable in &variables {
+        // The settings' variables, and the one the logs read beside them.
+        for variable in variables.iter().map(String::as_str).chain(["NO_COLOR"]) {
             assert!(
                 help.contains(&format!("[env: {variable}")),
                 "{} --help does not list {variable}:\n{help}",
@@ -96,6 +97,64 @@ fn both_binaries_answer_their_version_and_list_every_variable_they_read_in_their
             projection.name()
         );
     }
+}
+
+#[test]
+fn the_console_answers_its_version_and_lists_its_environment_in_help() {
+    // Built (or found fresh) with the workspace's other binaries.
+    let console = sextant_tests::procs::built("sextant-console");
+    let run = |args: &[&str]| {
+        Command::new(&console)
+            .args(args)
+            .env_clear()
+            .stdin(Stdio::null())
+            .output()
+            .expect("the console runs")
+    };
+    let version = run(&["--version"]);
+    assert!(version.status.success(), "{version:?}");
+    assert_eq!(
+        text(&version.stdout).trim(),
+        format!("sextant-console {}", env!("CARGO_PKG_VERSION")),
+    );
+
+    let mut variables: Vec<String> = sextant_console::Settings::command()
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .collect();
+    for named in [
+        "SEXTANT_CONSOLE_BIND",
+        "SEXTANT_COMMAND_URL",
+        "SEXTANT_QUERY_URL",
+        "SEXTANT_CONSOLE_SECURE_COOKIES",
+        "SEXTANT_CONSOLE_SESSION_MINUTES",
+        "SEXTANT_LOG",
+        "SEXTANT_LOG_FORMAT",
+    ] {
+        assert!(
+            variables.iter().any(|v| v == named),
+            "the settings name {named}: {variables:?}"
+        );
+    }
+    // Read by the logs (`telemetry::init_tracing`), not a setting.
+    variables.push("NO_COLOR".into());
+    for args in [&["--help"][..], &["-h"][..]] {
+        let help = run(args);
+        assert!(help.status.success(), "{help:?}");
+        let help = text(&help.stdout);
+        for variable in &variables {
+            assert!(
+                help.contains(&format!("[env: {variable}")),
+                "sextant-console {} does not list {variable}:\n{help}",
+                args[0]
+            );
+        }
+        assert!(help.contains("serve"), "{help}");
+    }
+
+    let refused = run(&["--no-such-flag"]);
+    assert_eq!(refused.status.code(), Some(2), "a usage error: {refused:?}");
 }
 
 #[test]

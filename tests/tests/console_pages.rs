@@ -597,6 +597,34 @@ async fn the_weekly_report_page_picks_a_week_shows_its_tables_and_passes_on_csv_
         .await;
     assert!(browser.path().await.contains("week=2026-W47"));
 
+    // A recent week (the last complete one, the page's default): its
+    // meetings are still maturing, named with the date their window
+    // closes, and the meeting rate is marked maturing, the delivery rate
+    // (known within hours) not.
+    let recent = read(&app, &c, "/reports/weekly", position).await;
+    let meeting = &recent["maturity"]["meeting"];
+    assert_eq!(meeting["maturing"], true, "{meeting}");
+    let until = at(meeting["matures_at"].as_str().expect("a date"))
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string();
+    browser.goto(&format!("/clients/{}/reports", c.id)).await;
+    browser.find("#maturing").await;
+    browser.shot("recent-week").await;
+    let note = browser.text("#maturing-meeting").await;
+    assert!(
+        note.starts_with("Meetings") && note.contains(&until),
+        "{note}"
+    );
+    let rows = texts(&browser, "#headline tbody th").await;
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r.starts_with(name))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} row: {rows:?}"))
+    };
+    assert!(row("meeting rate").contains("(maturing)"), "{rows:?}");
+    assert!(!row("delivery rate").contains("(maturing)"), "{rows:?}");
+
     // The downloads, fetched as the browser would, with its session.
     let cookie = browser.cookie("sextant_console").await;
     let http = reqwest::Client::new();

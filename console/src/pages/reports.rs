@@ -122,6 +122,8 @@ struct MetricRow {
     previous: String,
     trailing: String,
     significant: bool,
+    /// Its own window has not passed: the rate is still rising.
+    maturing: bool,
 }
 
 struct FunnelRow {
@@ -129,6 +131,7 @@ struct FunnelRow {
     count: i64,
     rate: String,
     interval: String,
+    maturing: bool,
 }
 
 struct BreakdownRow {
@@ -164,7 +167,7 @@ struct ReportPage {
     previous_week: Option<String>,
     next_week: Option<String>,
     period: String,
-    maturing: Option<String>,
+    maturing: Vec<MaturingKind>,
     volume: String,
     metrics: Vec<MetricRow>,
     funnel: Vec<FunnelRow>,
@@ -178,6 +181,55 @@ struct ReportPage {
     alerts: String,
     csv_href: String,
     html_href: String,
+}
+
+/// One outcome kind of the week still maturing, as the page says it.
+struct MaturingKind {
+    /// `reply`, `meeting` or `conversion`.
+    id: &'static str,
+    text: String,
+}
+
+/// The outcome kinds the report says are still maturing, each with the
+/// date it matures (`maturity.<kind>`). A report without `maturity` says
+/// it of replies only (`maturing`, `matures_at`).
+fn maturing_kinds(report: &Value) -> Vec<MaturingKind> {
+    let kinds: [(&'static str, &str); 3] = [
+        (
+            "reply",
+            "Replies (and opens, clicks, unsubscribes and complaints)",
+        ),
+        ("meeting", "Meetings"),
+        ("conversion", "Conversions"),
+    ];
+    kinds
+        .into_iter()
+        .filter_map(|(id, what)| {
+            let window = report.pointer(&format!("/maturity/{id}"));
+            let (maturing, matures_at) = match window {
+                Some(w) => (w.get("maturing"), w.get("matures_at")),
+                None if id == "reply" => (report.get("maturing"), report.get("matures_at")),
+                None => (None, None),
+            };
+            if !maturing.and_then(Value::as_bool).unwrap_or(false) {
+                return None;
+            }
+            let until = when(matures_at.and_then(Value::as_str).unwrap_or(""));
+            let days = window
+                .and_then(|w| w.get("window_days"))
+                .and_then(Value::as_u64)
+                .map(|d| format!(" ({d}-day window)"))
+                .unwrap_or_default();
+            Some(MaturingKind {
+                id,
+                text: format!("{what} may still come until {until}{days}."),
+            })
+        })
+        .collect()
+}
+
+fn flag(value: &Value, key: &str) -> bool {
+    value.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
 fn comparison(value: &Value, pointer: &str) -> (String, bool) {
@@ -239,6 +291,7 @@ async fn weekly(
                 previous,
                 trailing,
                 significant: a || b,
+                maturing: flag(m, "maturing"),
             }
         })
         .collect();
@@ -249,6 +302,7 @@ async fn weekly(
             count: n(f, "/count"),
             rate: rate(f, ""),
             interval: interval(f, ""),
+            maturing: flag(f, "maturing"),
         })
         .collect();
     let breakdowns = list(&report, "/breakdowns")
@@ -261,7 +315,7 @@ async fn weekly(
             positive: rate(b, "/positive_reply_rate"),
             bounce: rate(b, "/bounce_rate"),
             complaint: rate(b, "/complaint_rate"),
-            maturing: b.get("maturing").and_then(Value::as_bool).unwrap_or(false),
+            maturing: flag(b, "maturing"),
         })
         .collect();
     let versions = list(&report, "/changes/versions")
@@ -382,16 +436,7 @@ async fn weekly(
             s(&report, "/ends_on"),
             s(&report, "/timezone")
         ),
-        maturing: report
-            .get("maturing")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-            .then(|| {
-                format!(
-                    "The week is still maturing: replies may come until {}, so its rates are still rising.",
-                    when(report.get("matures_at").and_then(Value::as_str).unwrap_or(""))
-                )
-            }),
+        maturing: maturing_kinds(&report),
         volume: format!(
             "{} sends (previous week {}, mean of the 8 weeks before {:.1}).",
             n(&report, "/headline/volume/sends"),
@@ -614,5 +659,43 @@ mod tests {
             Some(("2025-W52".into(), "2026-W02".into()))
         );
         assert_eq!(neighbours("nonsense"), None);
+    }
+
+    #[test]
+    fn each_outcome_kind_still_maturing_is_named_with_its_date_and_a_matured_one_is_not() {
+        let report = serde_json::json!({
+            "maturing": false,
+            "matures_at": "2026-12-14T00:00:00Z",
+            "maturity": {
+                "reply": { "window_days": 14, "matures_at": "2026-12-14T00:00:00Z", "maturing": false },
+                "meeting": { "window_days": 30, "matures_at": "2026-12-30T00:00:00Z", "maturing": true },
+                "conversion": { "window_days": 60, "matures_at": "2027-01-29T00:00:00Z", "maturing": true },
+            },
+        });
+        let kinds = maturing_kinds(&report);
+        let ids: Vec<&str> = kinds.iter().map(|k| k.id).collect();
+        assert_eq!(ids, ["meeting", "conversion"]);
+        assert_eq!(
+            kinds[0].text,
+            "Meetings may still come until 2026-12-30 00:00 UTC (30-day window)."
+        );
+        assert!(
+            kinds[1].text.contains("2027-01-29 00:00 UTC"),
+            "{}",
+            kinds[1].text
+        );
+
+        let replies_only = serde_json::json!({
+            "maturing": true,
+            "matures_at": "2026-12-14T00:00:00Z",
+        });
+        let kinds = maturing_kinds(&replies_only);
+        assert_eq!(kinds.len(), 1);
+        assert!(kinds[0].text.starts_with("Replies"), "{}", kinds[0].text);
+        assert!(
+            kinds[0].text.contains("2026-12-14 00:00 UTC"),
+            "{}",
+            kinds[0].text
+        );
     }
 }
