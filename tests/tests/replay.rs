@@ -286,5 +286,47 @@ async fn a_replay_analyses_the_log_without_statistics_and_swaps_in_analysed_tabl
     .await
     .expect("when the log was analysed");
     assert_eq!(before, after, "fresh statistics are kept");
+
+    // Statistics gone stale (more rows changed since they were gathered
+    // than 1,000 and a fifth of the table) are gathered anew.
+    let (client, _) = app.register_client("Stale").await;
+    let sends: Vec<serde_json::Value> = (0..3_000)
+        .map(|i| {
+            json!({
+                "provider": "smartlead", "provider_message_id": format!("stale-{i}"),
+                "lead": {"email": format!("lead{i}@example.com"), "tier": "warm"},
+                "channel": "email", "sent_at": "2026-11-18T09:12:00Z"
+            })
+        })
+        .collect();
+    app.ingest(client, "sends", &sends).await;
+    env.eventually(
+        "the log's statistics to go stale",
+        Duration::from_secs(30),
+        || async {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT n_mod_since_analyze > 1000 + n_live_tup / 5 FROM pg_stat_user_tables \
+             WHERE schemaname = 'public' AND relname = 'events'",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap_or(false)
+        },
+    )
+    .await;
+    let projection = sextant_projections::by_name("clients").expect("clients projection");
+    replay::rebuild(&env.pool, projection, false)
+        .await
+        .expect("rebuild once more");
+    let again: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT last_analyze FROM pg_stat_user_tables WHERE schemaname = 'public' AND relname = 'events'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .expect("when the log was analysed");
+    assert!(
+        again > after,
+        "stale statistics are gathered anew: {after} then {again}"
+    );
     app.stop().await;
 }
