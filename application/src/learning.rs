@@ -192,6 +192,40 @@ fn confidence_of(evidence: &Value) -> Option<UnitInterval> {
     UnitInterval::try_from((1.0 - p).clamp(0.0, 1.0)).ok()
 }
 
+/// The always-valid p of a pooled row against the rest of its table (the
+/// mixture SPRT over the log risk ratio, the client method's mixture), and
+/// the bar it must reach: alpha over the declared features, over the
+/// values its feature shows in the table, as for a client's own keys.
+fn pooled_sequential(
+    row: &PatternRow,
+    rows: &[PatternRow],
+    (baseline_sends, baseline_events): (u64, u64),
+    method: &Method,
+) -> (f64, f64) {
+    let feature = |key: &str| key.split_once('=').map_or(key, |(f, _)| f).to_owned();
+    let values = rows
+        .iter()
+        .filter(|r| feature(&r.key) == feature(&row.key))
+        .count()
+        .max(1);
+    let bar = method.alpha / (sextant_domain::inference::FEATURES.len() * values) as f64;
+    let (x, n) = (row.events, row.sends);
+    let (rest_x, rest_n) = (
+        baseline_events.saturating_sub(x),
+        baseline_sends.saturating_sub(n),
+    );
+    if x == 0 || rest_x == 0 || x >= n || rest_x >= rest_n {
+        return (1.0, bar);
+    }
+    let (x, n, rest_x, rest_n) = (x as f64, n as f64, rest_x as f64, rest_n as f64);
+    let log_ratio = ((x / n) / (rest_x / rest_n)).ln();
+    let variance = 1.0 / x - 1.0 / n + 1.0 / rest_x - 1.0 / rest_n;
+    (
+        sextant_domain::stats::always_valid_p_normal(log_ratio, variance, method.mixture_variance),
+        bar,
+    )
+}
+
 /// The always-valid p of a context version's reply rate against its
 /// predecessor's: the mixture SPRT over the log risk ratio, with the
 /// variance of its estimate.
@@ -810,18 +844,26 @@ impl Engine {
                         platform_table(&self.pool, family, Metric::Reply, industry.as_deref())
                             .await?;
                     // A withheld table (k-anonymity) has nothing to learn from.
-                    let Some(baseline_sends) = table.baseline_sends else {
+                    let (Some(baseline_sends), Some(baseline_events)) =
+                        (table.baseline_sends, table.baseline_events)
+                    else {
                         continue;
                     };
-                    for row in significant(
-                        &table
-                            .rows
-                            .iter()
-                            .map(|r| r.stats.clone())
-                            .collect::<Vec<_>>(),
-                        baseline_sends,
-                        self.thresholds,
-                    ) {
+                    let rows: Vec<PatternRow> =
+                        table.rows.iter().map(|r| r.stats.clone()).collect();
+                    for row in significant(&rows, baseline_sends, self.thresholds) {
+                        // Read at every look while the client is new: the
+                        // row must also clear the always-valid bar the
+                        // client's own keys do.
+                        let (always_valid_p, bar) = pooled_sequential(
+                            &row,
+                            &rows,
+                            (baseline_sends, baseline_events),
+                            &self.method,
+                        );
+                        if always_valid_p > bar {
+                            continue;
+                        }
                         // The evidence names the clients behind the row
                         // itself: each of at least five with fifty sends of
                         // its key, as the platform table shows it.
@@ -833,14 +875,14 @@ impl Engine {
                         else {
                             continue;
                         };
-                        candidates.push((family, row, clients));
+                        candidates.push((family, row, clients, always_valid_p, bar));
                     }
                 }
                 if candidates.is_empty() {
                     continue;
                 }
                 found_any = true;
-                for (family, row, contributors) in candidates {
+                for (family, row, contributors, always_valid_p, bar) in candidates {
                     let verdict = Verdict::of_lift(row.lift);
                     if document
                         .as_ref()
@@ -854,6 +896,7 @@ impl Engine {
                         "level": level.as_str(), "industry": industry, "family": family.as_str(), "key": row.key,
                         "clients": contributors, "sends": row.sends, "events": row.events, "rate": row.rate,
                         "interval_95": [row.ci_low, row.ci_high], "lift": row.lift, "p": row.p, "q": row.q,
+                        "always_valid_p": always_valid_p, "bar": bar,
                         "query": format!("GET /v1/patterns/platform/{}?metric=reply{}", family.as_str(),
                             industry.as_ref().map(|i| format!("&industry={i}")).unwrap_or_default()),
                     });
@@ -1080,6 +1123,26 @@ mod tests {
         let rollback = json!({ "always_valid_p": 1e-6, "regressed_version": 3 });
         assert!(confidence_of(&rollback).is_none());
         assert!(confidence_of(&json!({ "basis": "a benchmark" })).is_none());
+    }
+
+    #[test]
+    fn a_pooled_row_read_at_every_look_must_clear_the_always_valid_bar_of_its_feature() {
+        let method = Method::default();
+        let with = |sends: u64, events: u64| PatternRow {
+            events,
+            ..row("cta=meeting", sends, 1.0, 0.0)
+        };
+        let family = |r: &PatternRow| vec![r.clone(), row("cta=call", 1_000, 1.0, 1.0)];
+        // 11% against 8% on 1,000 and 9,000 sends: p 0.0011 at a fixed
+        // horizon, 0.025 always-valid, not below 0.05 / (11 x 2).
+        let marginal = with(1_000, 110);
+        let (p, bar) = pooled_sequential(&marginal, &family(&marginal), (10_000, 830), &method);
+        assert!((bar - 0.05 / 22.0).abs() < 1e-12, "{bar}");
+        assert!(p > bar, "{p} against {bar}");
+        // 16% against 8% on 2,000 and 8,000: clear however often it is read.
+        let clear = with(2_000, 320);
+        let (p, bar) = pooled_sequential(&clear, &family(&clear), (10_000, 960), &method);
+        assert!(p < bar, "{p} against {bar}");
     }
 
     #[test]
