@@ -240,6 +240,118 @@ async fn the_query_api_refuses_a_key_before_reading_its_query_string() {
     app.stop().await;
 }
 
+/// Who may call a query endpoint that reads across clients.
+#[derive(Debug, Clone, Copy)]
+enum AcrossClients {
+    /// The operator key alone.
+    Operator,
+    /// The operator key, and keys of clients that share their own data.
+    OperatorAndSharers,
+}
+
+/// Every query endpoint that names no client (besides `GET /v1/whoami`,
+/// any key's), as its OpenAPI document names it, with who may call it.
+const QUERY_ENDPOINTS_ACROSS_CLIENTS: &[(&str, AcrossClients)] = &[
+    ("/v1/clients", AcrossClients::Operator),
+    ("/v1/approvals", AcrossClients::Operator),
+    ("/v1/alerts", AcrossClients::Operator),
+    ("/v1/reports/weekly", AcrossClients::Operator),
+    (
+        "/v1/patterns/platform/{family}",
+        AcrossClients::OperatorAndSharers,
+    ),
+];
+
+/// Query strings of every kind: none, well-formed ones of each endpoint,
+/// unknown parameters, values of the wrong type, a repeated parameter, and
+/// ones that are not valid query strings at all.
+const QUERY_STRINGS: &[&str] = &[
+    "",
+    "?limit=10",
+    "?status=all",
+    "?week=2026-W48&format=csv",
+    "?metric=reply",
+    "?nonsense=1",
+    "?limit=lots&before=never",
+    "?limit=1&limit=2",
+    "?%zz=%&&=",
+    "?format=pdf&table=%00",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_query_endpoint_across_clients_refuses_each_role_of_a_client_key_with_403_whatever_the_query_string(
+) {
+    let env = TestEnv::new().await;
+    let app = env.start().await;
+    let (client, _) = app.register_client("Acme").await;
+    let mut keys = Vec::new();
+    for role in ["admin", "reviewer", "reader", "ingest"] {
+        keys.push((role, app.issue_key(client, role).await));
+    }
+    for (template, who) in QUERY_ENDPOINTS_ACROSS_CLIENTS {
+        let path = template.replace("{family}", "what");
+        for (role, key) in &keys {
+            for query in QUERY_STRINGS {
+                let what = format!("{role} key, GET {path}{query}");
+                let answer = app.query(&format!("{path}{query}"), Some(key)).await;
+                match who {
+                    AcrossClients::Operator => assert_names_who_may(&answer, OPERATOR_ONLY, &what),
+                    AcrossClients::OperatorAndSharers => {
+                        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{what}: {answer:?}");
+                        assert_eq!(
+                            answer.body["type"], "urn:sextant:problem:forbidden",
+                            "{what}: {answer:?}"
+                        );
+                        let detail = answer.body["detail"].as_str().unwrap_or_default();
+                        assert!(
+                            detail.contains("the operator key")
+                                && detail.contains("share their own data"),
+                            "{what}: {detail:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // The operator is let through to the query string, and told what
+        // is wrong with it: the 403s above are the keys', not the paths'.
+        let answer = app
+            .query(&format!("{path}?nonsense=1"), Some(OPERATOR_KEY))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "operator, GET {path}?nonsense=1: {answer:?}"
+        );
+    }
+    app.stop().await;
+}
+
+#[test]
+fn the_table_of_query_endpoints_across_clients_covers_every_documented_one() {
+    let document: Value =
+        serde_json::from_str(sextant_query_api::OPENAPI).expect("the OpenAPI document parses");
+    let paths = document["paths"]
+        .as_object()
+        .expect("the document lists its paths");
+    let mut documented: Vec<String> = paths
+        .iter()
+        .filter(|(path, operations)| {
+            path.starts_with("/v1/")
+                && !path.contains("{client_id}")
+                && path.as_str() != "/v1/whoami"
+                && operations.get("get").is_some()
+        })
+        .map(|(path, _)| path.clone())
+        .collect();
+    let mut listed: Vec<String> = QUERY_ENDPOINTS_ACROSS_CLIENTS
+        .iter()
+        .map(|(path, _)| (*path).to_owned())
+        .collect();
+    documented.sort();
+    listed.sort();
+    assert_eq!(listed, documented);
+}
+
 struct Suspended {
     client: Uuid,
     admin: String,

@@ -167,6 +167,37 @@ async fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout_and_not_bef
     app.stop().await;
 }
 
+/// A request whose body stops short of its `Content-Length` (200 bytes
+/// announced, a dozen sent), to `method path` as the operator.
+fn stalled(method: &str, path: &str) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: sextant\r\nAuthorization: Bearer {OPERATOR_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"name\": \"Sl"
+    )
+}
+
+/// The answer a request got once the request timeout abandoned it.
+fn assert_abandoned(answer: &sextant_tests::Answer, which: &str) {
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{which}: {answer:?}"
+    );
+    assert_eq!(
+        answer.body["type"], "urn:sextant:problem:timeout",
+        "{which}: {answer:?}"
+    );
+    assert!(
+        answer.headers.contains_key("x-request-id"),
+        "{which}: {answer:?}"
+    );
+}
+
+/// Both services run under the same server and settings. The command API
+/// reads bodies, so a slow one meets its timeouts there. The query API
+/// reads none (every route is a GET answered from the read models): a body
+/// sent to it never holds it, the answer comes without waiting for the
+/// body, and the connection closes rather than wait for the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_body_gets_a_408_and_a_slow_answer_a_503_at_their_timeouts() {
     let env = TestEnv::new().await;
@@ -177,13 +208,12 @@ async fn a_slow_body_gets_a_408_and_a_slow_answer_a_503_at_their_timeouts() {
         s.http.request_timeout = Duration::from_secs(20);
     })
     .await;
-    let stalled = format!(
-        "POST /v1/clients HTTP/1.1\r\nHost: sextant\r\nAuthorization: Bearer {OPERATOR_KEY}\r\n\
-         Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"name\": \"Sl"
-    );
     let started = Instant::now();
     let mut stream = connect(&app.command_url).await;
-    stream.write_all(stalled.as_bytes()).await.expect("write");
+    stream
+        .write_all(stalled("POST", "/v1/clients").as_bytes())
+        .await
+        .expect("write");
     let (status, head, body) = read_answer(&mut stream).await;
     let took = started.elapsed();
     assert_eq!(status, 408, "{head}");
@@ -196,6 +226,20 @@ async fn a_slow_body_gets_a_408_and_a_slow_answer_a_503_at_their_timeouts() {
         "{took:?}"
     );
     until_closed(&mut stream).await;
+    // The query API answers the same stalled body without reading it, and
+    // closes the connection instead of waiting for the rest.
+    let mut stream = connect(&app.query_url).await;
+    stream
+        .write_all(stalled("GET", "/v1/clients").as_bytes())
+        .await
+        .expect("write");
+    let (status, head, body) = read_answer(&mut stream).await;
+    assert_eq!(status, 200, "{head}");
+    let page: Value = serde_json::from_slice(&body).expect("a page of clients");
+    assert!(page["items"].is_array(), "{page}");
+    tokio::time::timeout(Duration::from_secs(5), until_closed(&mut stream))
+        .await
+        .expect("the connection is closed, not held for the rest of the body");
     app.stop().await;
 
     // A body still trickling at the request timeout: 408 too (the client is
@@ -208,14 +252,18 @@ async fn a_slow_body_gets_a_408_and_a_slow_answer_a_503_at_their_timeouts() {
     })
     .await;
     let mut stream = connect(&app.command_url).await;
-    stream.write_all(stalled.as_bytes()).await.expect("write");
+    stream
+        .write_all(stalled("POST", "/v1/clients").as_bytes())
+        .await
+        .expect("write");
     let (status, head, body) = read_answer(&mut stream).await;
     assert_eq!(status, 408, "{head}");
     let problem: Value = serde_json::from_slice(&body).expect("a problem");
     assert_eq!(problem["type"], "urn:sextant:problem:request-timeout");
 
-    // No projector runs: the wait for the client's position would last
-    // `min_position_wait`, and the request timeout ends it first.
+    // The query API: no projector runs, so the wait for the client's
+    // position would last `min_position_wait`, and the request timeout
+    // ends it first.
     let (_, position) = app.register_client("Waited for").await;
     let started = Instant::now();
     let answer = app
@@ -224,13 +272,31 @@ async fn a_slow_body_gets_a_408_and_a_slow_answer_a_503_at_their_timeouts() {
             Some(OPERATOR_KEY),
         )
         .await;
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
-    assert_eq!(
-        answer.body["type"], "urn:sextant:problem:timeout",
-        "{answer:?}"
-    );
-    assert!(answer.headers.contains_key("x-request-id"), "{answer:?}");
+    assert_abandoned(&answer, "query API");
     assert!(started.elapsed() < Duration::from_secs(10));
+
+    // The command API: the event log is locked against appends, so the
+    // registration waits for the lock, and the request timeout ends it
+    // first.
+    let mut lock = env.pool.begin().await.expect("a transaction");
+    sqlx::query("LOCK TABLE events IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock the event log");
+    let started = Instant::now();
+    let answer = app
+        .command(
+            Method::POST,
+            "/v1/clients",
+            Some(OPERATOR_KEY),
+            Some(json!({
+                "name": "Locked out", "industry": "fintech", "company_size": "11-50", "region": "AU"
+            })),
+        )
+        .await;
+    assert_abandoned(&answer, "command API");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    lock.rollback().await.expect("unlock the event log");
     app.stop().await;
 }
 
@@ -238,25 +304,29 @@ async fn a_slow_body_gets_a_408_and_a_slow_answer_a_503_at_their_timeouts() {
 async fn a_connection_beyond_the_limit_waits_unaccepted_until_one_closes() {
     let env = TestEnv::new().await;
     let app = start(&env, |s| s.http.max_connections = 2).await;
-    let mut open = Vec::new();
-    for _ in 0..2 {
-        let mut stream = connect(&app.command_url).await;
-        stream.write_all(health_request()).await.expect("write");
-        assert_eq!(read_answer(&mut stream).await.0, 200);
-        open.push(stream);
+    // Each service counts its own connections.
+    for url in [&app.command_url, &app.query_url] {
+        let mut open = Vec::new();
+        for _ in 0..2 {
+            let mut stream = connect(url).await;
+            stream.write_all(health_request()).await.expect("write");
+            assert_eq!(read_answer(&mut stream).await.0, 200, "{url}");
+            open.push(stream);
+        }
+        // The third connects (the kernel's backlog takes it) but is not
+        // served.
+        let mut third = connect(url).await;
+        third.write_all(health_request()).await.expect("write");
+        let early = tokio::time::timeout(Duration::from_millis(800), read_answer(&mut third)).await;
+        assert!(early.is_err(), "{url}: served beyond the limit: {early:?}");
+        // One closes: the third is served.
+        drop(open.pop());
+        let (status, _, _) = tokio::time::timeout(Duration::from_secs(5), read_answer(&mut third))
+            .await
+            .expect("served once a connection closed");
+        assert_eq!(status, 200, "{url}");
+        drop(open);
     }
-    // The third connects (the kernel's backlog takes it) but is not served.
-    let mut third = connect(&app.command_url).await;
-    third.write_all(health_request()).await.expect("write");
-    let early = tokio::time::timeout(Duration::from_millis(800), read_answer(&mut third)).await;
-    assert!(early.is_err(), "served beyond the limit: {early:?}");
-    // One closes: the third is served.
-    drop(open.pop());
-    let (status, _, _) = tokio::time::timeout(Duration::from_secs(5), read_answer(&mut third))
-        .await
-        .expect("served once a connection closed");
-    assert_eq!(status, 200);
-    drop(open);
     app.stop().await;
 }
 
