@@ -658,6 +658,27 @@ fn under_version(mut sends: Vec<Value>, version: i64) -> Vec<Value> {
     sends
 }
 
+/// `cta=meeting` replying `multiplier` times as often as other calls to
+/// action.
+fn meeting_asks(multiplier: f64) -> [Planted; 1] {
+    [Planted {
+        family: "what",
+        feature: "cta",
+        value: "meeting",
+        multiplier,
+    }]
+}
+
+/// The run's suggestion that proposed `cta=meeting` as preferred.
+fn meeting_asks_proposed(suggestions: &[Value]) -> &Value {
+    suggestions
+        .iter()
+        .find(|s| {
+            s["key"] == "cta=meeting" && s["verdict"] == "prefer" && s["outcome"] == "proposed"
+        })
+        .unwrap_or_else(|| panic!("cta=meeting proposed: {suggestions:?}"))
+}
+
 /// Every update of a client, whatever its status, once the log has
 /// `position`.
 async fn all_updates(app: &Running, client: Uuid, position: i64) -> Vec<Value> {
@@ -705,22 +726,12 @@ async fn a_learned_pattern_that_stops_holding_after_it_was_applied_is_proposed_f
     assert_eq!(kickoff.status, StatusCode::ACCEPTED, "{kickoff:?}");
     // Under version 1, meeting asks reply 1.6 times as often: the engine
     // learns `cta=meeting` and a reviewer approves it.
-    let good = [Planted {
-        family: "what",
-        feature: "cta",
-        value: "meeting",
-        multiplier: 1.6,
-    }];
+    let good = meeting_asks(1.6);
     let (sends, outcomes) = world(51, 10_000, &good);
     let position = ingest(&app, client, under_version(sends, 1), outcomes).await;
     projected(&env, position).await;
     let (learned, _) = run_engine(&env, &app, client, position).await;
-    let suggestion = learned
-        .iter()
-        .find(|s| {
-            s["key"] == "cta=meeting" && s["verdict"] == "prefer" && s["outcome"] == "proposed"
-        })
-        .unwrap_or_else(|| panic!("cta=meeting proposed: {learned:?}"));
+    let suggestion = meeting_asks_proposed(&learned);
     let update = suggestion["update_id"].as_str().expect("an update id");
     let approved = app
         .command(
@@ -762,12 +773,7 @@ async fn a_learned_pattern_that_stops_holding_after_it_was_applied_is_proposed_f
     // matured sends made under the version that applied it. Over all the
     // client's sends (the 10,000 good ones included) the key still reads
     // above 1.
-    let bad = [Planted {
-        family: "what",
-        feature: "cta",
-        value: "meeting",
-        multiplier: 0.8,
-    }];
+    let bad = meeting_asks(0.8);
     let (sends, outcomes) = world(52, 20_000, &bad);
     let position = ingest(&app, client, under_version(sends, applied_in), outcomes).await;
     projected(&env, position).await;
@@ -820,22 +826,12 @@ async fn a_learned_suggestion_under_autopilot_carries_its_confidence_and_applies
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{changed:?}");
-    let strong = [Planted {
-        family: "what",
-        feature: "cta",
-        value: "meeting",
-        multiplier: 2.0,
-    }];
+    let strong = meeting_asks(2.0);
     let (sends, outcomes) = world(61, 10_000, &strong);
     let position = ingest(&app, client, sends, outcomes).await;
     projected(&env, position.max(changed.position())).await;
     let (suggestions, position) = run_engine(&env, &app, client, position).await;
-    let suggestion = suggestions
-        .iter()
-        .find(|s| {
-            s["key"] == "cta=meeting" && s["verdict"] == "prefer" && s["outcome"] == "proposed"
-        })
-        .unwrap_or_else(|| panic!("cta=meeting proposed: {suggestions:?}"));
+    let suggestion = meeting_asks_proposed(&suggestions);
     let update_id = suggestion["update_id"].as_str().expect("an update id");
     let update = app
         .query(
