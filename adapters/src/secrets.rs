@@ -38,7 +38,12 @@ struct Inner {
     cipher: XChaCha20Poly1305,
     fingerprints: [u8; 32],
     id: String,
+    /// A random secret sealed under this key, for [`SecretsKey::open_decoy`].
+    decoy: Vec<u8>,
 }
+
+/// Where the decoy belongs: no client's and provider's context is this.
+const DECOY_CONTEXT: &[u8] = b"sextant secrets: decoy";
 
 impl std::fmt::Debug for SecretsKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,13 +86,32 @@ impl SecretsKey {
         let seal = derive(key, b"sextant secrets: seal");
         let fingerprints = derive(key, b"sextant secrets: fingerprint");
         let id = hex::encode(&derive(key, b"sextant secrets: key id")[..8]);
-        Self {
+        let mut key = Self {
             inner: Arc::new(Inner {
                 cipher: XChaCha20Poly1305::new(Key::from_slice(&seal)),
                 fingerprints,
                 id,
+                decoy: Vec::new(),
             }),
+        };
+        // As long as the secrets `up.sh` and the providers' consoles
+        // generate (43 characters).
+        let decoy_secret = hex::encode(rand::random::<[u8; 22]>());
+        let decoy = key
+            .seal(&decoy_secret.as_bytes()[..43], DECOY_CONTEXT)
+            .unwrap_or_default();
+        if let Some(inner) = Arc::get_mut(&mut key.inner) {
+            inner.decoy = decoy;
         }
+        key
+    }
+
+    /// Opens a secret sealed under this key that belongs to no one: the
+    /// work of opening a stored secret, for a delivery whose client has
+    /// none, so that how long a refusal takes does not tell whether a
+    /// secret is stored.
+    pub fn open_decoy(&self) -> Option<Vec<u8>> {
+        self.open(&self.inner.decoy, DECOY_CONTEXT)
     }
 
     /// A fresh random key, as 64 hex digits (what `SEXTANT_SECRETS_KEY`
@@ -171,6 +195,16 @@ mod tests {
     use super::*;
 
     const HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    #[test]
+    fn a_key_opens_its_decoy_and_no_one_elses_context_opens_it() {
+        let key = SecretsKey::from_bytes(&[7; 32]);
+        let decoy = key.open_decoy().expect("the decoy opens");
+        assert_eq!(decoy.len(), 43, "as long as a generated secret");
+        assert!(key.open(&key.inner.decoy, b"client|smartlead").is_none());
+        let other = SecretsKey::from_bytes(&[7; 32]);
+        assert_ne!(other.open_decoy(), Some(decoy), "a random decoy per key");
+    }
 
     #[test]
     fn a_key_is_read_from_hex_or_base64_and_must_be_32_bytes() {

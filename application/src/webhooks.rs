@@ -90,7 +90,14 @@ fn opened(
     provider: Provider,
     stored: Option<(Vec<u8>, String)>,
 ) -> Option<String> {
-    let (sealed, key_id) = stored?;
+    let Some((sealed, key_id)) = stored else {
+        // No secret stored: open the key's decoy all the same, so that a
+        // refusal takes as long whether or not the client has a secret.
+        if let Some(key) = &app.secrets_key {
+            std::hint::black_box(key.open_decoy().and_then(|b| String::from_utf8(b).ok()));
+        }
+        return None;
+    };
     let Some(key) = &app.secrets_key else {
         tracing::warn!(%client_id, provider = provider.as_str(),
             "a webhook secret is stored but SEXTANT_SECRETS_KEY is unset: the delivery is refused");

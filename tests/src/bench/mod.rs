@@ -15,6 +15,9 @@
 //! - [`footprint`]: idle memory of each service binary.
 //! - [`console`]: the review console's page server time and page weight
 //!   (`sextant-bench --console`).
+//! - [`webhook_timing`]: whether a webhook 401's time tells a client with a
+//!   secret from one without and from no client, against the time's
+//!   difference from itself.
 //! - [`load`]: the load generators and latency percentiles they share;
 //!   [`process`]: the service binaries run as child processes.
 //!
@@ -33,6 +36,7 @@ pub mod load;
 pub mod process;
 pub mod replay;
 pub mod reports;
+pub mod webhook_timing;
 
 use serde::Serialize;
 
@@ -98,6 +102,9 @@ pub enum Target {
     Below(f64),
     /// The value is at least this, in the figure's unit.
     AtLeast(f64),
+    /// The ratio to the baseline lies within 1 ± this: the two cannot be
+    /// told apart.
+    Indistinguishable(f64),
 }
 
 impl Target {
@@ -107,6 +114,9 @@ impl Target {
             Target::RatioAtMost(limit, _) => figure.ratio.is_some_and(|r| r <= limit),
             Target::Below(limit) => figure.value < limit,
             Target::AtLeast(limit) => figure.value >= limit,
+            Target::Indistinguishable(within) => {
+                figure.ratio.is_some_and(|r| (r - 1.0).abs() <= within)
+            }
         }
     }
 
@@ -132,6 +142,12 @@ impl Target {
                 number(limit - figure.value),
                 unit = figure.unit
             ),
+            Target::Indistinguishable(within) if met => {
+                format!("indistinguishable (1 ± {within:.2}): met")
+            }
+            Target::Indistinguishable(within) => {
+                format!("distinguishable (1 ± {within:.2}): missed ({ratio})")
+            }
         }
     }
 }
@@ -165,10 +181,13 @@ pub enum Workload {
     Footprint,
     /// `sextant import sends` of a CSV export against batch ingest.
     Import,
+    /// A webhook 401's time for a client with a secret, one without, and
+    /// no client.
+    WebhookTiming,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 9] = [
         Workload::BatchIngest,
         Workload::SingleCommands,
         Workload::Freshness,
@@ -177,6 +196,7 @@ impl Workload {
         Workload::Growth,
         Workload::Footprint,
         Workload::Import,
+        Workload::WebhookTiming,
     ];
 
     /// Whether it runs the release service binaries as child processes.
@@ -214,6 +234,9 @@ pub struct Scale {
     pub replay_events: usize,
     /// The smaller log the growth workload compares replay time against.
     pub replay_events_small: usize,
+    /// Timed rounds of the webhook timing (one delivery to each of its four
+    /// targets per round).
+    pub webhook_rounds: usize,
 }
 
 impl Scale {
@@ -232,6 +255,7 @@ impl Scale {
             growth_versions: 1_000,
             replay_events: 200_000,
             replay_events_small: 20_000,
+            webhook_rounds: 2_000,
         }
     }
 
@@ -251,6 +275,7 @@ impl Scale {
             growth_versions: 10_000,
             replay_events: 10_000_000,
             replay_events_small: 1_000_000,
+            webhook_rounds: 10_000,
         }
     }
 }
@@ -290,6 +315,7 @@ pub async fn run(only: &[Workload], scale: Scale) -> anyhow::Result<Vec<Figure>>
             }
             Workload::Footprint => figures.extend(footprint::figures().await?),
             Workload::Import => figures.extend(import::figures(scale).await?),
+            Workload::WebhookTiming => figures.extend(webhook_timing::figures(scale).await?),
         }
         tracing::info!(?workload, elapsed = ?started.elapsed(), "done");
     }
@@ -355,6 +381,20 @@ mod tests {
         assert_eq!(
             floor.verdict().as_deref(),
             Some("≥ 25000 events/s: missed by 14600.0 events/s")
+        );
+        let same = Figure::new("w", "median", 104.0, "µs")
+            .against("a", 100.0)
+            .target(Target::Indistinguishable(0.12));
+        assert_eq!(
+            same.verdict().as_deref(),
+            Some("indistinguishable (1 ± 0.12): met")
+        );
+        let apart = Figure::new("w", "median", 130.0, "µs")
+            .against("a", 100.0)
+            .target(Target::Indistinguishable(0.12));
+        assert_eq!(
+            apart.verdict().as_deref(),
+            Some("distinguishable (1 ± 0.12): missed (1.30×)")
         );
     }
 }

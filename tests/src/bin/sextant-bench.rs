@@ -7,6 +7,7 @@
 //! cargo build --release -p sextant-tests --bin sextant-bench \
 //!     -p sextant-query-api -p sextant-command-api
 //! ./target/release/sextant-bench --quick [--only replay,footprint]
+//! ./target/release/sextant-bench --only webhook_timing
 //! ./target/release/sextant-bench --learning 40
 //! ```
 //!
