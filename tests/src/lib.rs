@@ -550,4 +550,29 @@ impl Running {
         assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
         answer.body["key"].as_str().expect("key").to_owned()
     }
+
+    /// Registers a client in `co_pilot` mode (suggestions wait for a
+    /// reviewer) with a key of each of `roles`; answers its id, the keys in
+    /// the order of `roles` and the position of the mode's change.
+    pub async fn co_pilot_client<const N: usize>(
+        &self,
+        name: &str,
+        roles: [&str; N],
+    ) -> (Uuid, [String; N], i64) {
+        let (id, _) = self.register_client(name).await;
+        let answer = self
+            .command(
+                reqwest::Method::PATCH,
+                &format!("/v1/clients/{id}"),
+                Some(OPERATOR_KEY),
+                Some(serde_json::json!({ "permission_mode": "co_pilot" })),
+            )
+            .await;
+        assert!(answer.status.is_success(), "{answer:?}");
+        let mut keys: [String; N] = std::array::from_fn(|_| String::new());
+        for (key, role) in keys.iter_mut().zip(roles) {
+            *key = self.issue_key(id, role).await;
+        }
+        (id, keys, answer.position())
+    }
 }

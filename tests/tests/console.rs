@@ -17,22 +17,14 @@ struct Client {
 }
 
 async fn client(app: &Running, name: &str) -> Client {
-    let (id, _) = app.register_client(name).await;
-    let answer = app
-        .command(
-            Method::PATCH,
-            &format!("/v1/clients/{id}"),
-            Some(OPERATOR_KEY),
-            Some(json!({ "permission_mode": "co_pilot" })),
-        )
-        .await;
-    assert!(answer.status.is_success(), "{answer:?}");
+    let (id, [ingest, reviewer], position) =
+        app.co_pilot_client(name, ["ingest", "reviewer"]).await;
     let c = Client {
         id,
-        ingest: app.issue_key(id, "ingest").await,
-        reviewer: app.issue_key(id, "reviewer").await,
+        ingest,
+        reviewer,
     };
-    caught_up(app, &c, answer.position()).await;
+    caught_up(app, &c, position).await;
     c
 }
 

@@ -29,23 +29,16 @@ struct Client {
 }
 
 async fn client(app: &Running, name: &str) -> Client {
-    let (id, _) = app.register_client(name).await;
-    let answer = app
-        .command(
-            Method::PATCH,
-            &format!("/v1/clients/{id}"),
-            Some(OPERATOR_KEY),
-            Some(json!({ "permission_mode": "co_pilot" })),
-        )
+    let (id, [admin, reviewer, reader], position) = app
+        .co_pilot_client(name, ["admin", "reviewer", "reader"])
         .await;
-    assert!(answer.status.is_success(), "{answer:?}");
     let c = Client {
         id,
-        admin: app.issue_key(id, "admin").await,
-        reviewer: app.issue_key(id, "reviewer").await,
-        reader: app.issue_key(id, "reader").await,
+        admin,
+        reviewer,
+        reader,
     };
-    read(app, &c, "", answer.position()).await;
+    read(app, &c, "", position).await;
     c
 }
 
