@@ -833,6 +833,30 @@ async fn an_admin_changes_mode_limits_and_recipients_sets_a_webhook_secret_issue
     assert_eq!(detail["permission_mode"], "autopilot");
     assert_eq!(detail["timezone"], "Australia/Sydney");
 
+    // A limit the API refuses (60% is above what a rate limit may be) is
+    // shown on the settings page with the field it names; nothing changes.
+    browser.fill("#bounce-rate", "60").await;
+    click_to_next_page(&browser, "#save-limits", "#refused").await;
+    browser.shot("refused").await;
+    let refused = browser.text("#refused").await;
+    assert!(
+        refused.starts_with("Not saved") && refused.contains("bounce_rate"),
+        "{refused}"
+    );
+    assert_eq!(
+        browser
+            .find("#bounce-rate")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .as_deref(),
+        Some("5"),
+        "the settings as they are"
+    );
+    let unchanged = read(&app, &c, "", 0).await;
+    assert_eq!(unchanged["alert_limits"]["bounce_rate"], json!(0.05));
+
     let secret = "a-webhook-secret-never-shown";
     assert!(browser.text("#webhook-smartlead").await.contains("not set"));
     browser.fill("#webhook-secret", secret).await;

@@ -143,6 +143,8 @@ struct SettingsPage {
     roles: Vec<Choice>,
     resources: Vec<ResourceView>,
     kinds: Vec<Choice>,
+    /// Why the change just posted was not saved.
+    refused: Option<String>,
 }
 
 fn text(value: &Value, field: &str) -> String {
@@ -171,6 +173,20 @@ async fn settings(
 ) -> Result<Response, ConsoleError> {
     let client = client_id(&client)?;
     let min = params.min_position()?;
+    let notice = params.done().notice();
+    page(&state, &signed, client, min, notice, None).await
+}
+
+/// The settings as they are, with the notice of what was just saved or
+/// why it was not (then answered 422).
+async fn page(
+    state: &AppState,
+    signed: &Signed,
+    client: Uuid,
+    min: Option<i64>,
+    notice: Option<String>,
+    refused: Option<String>,
+) -> Result<Response, ConsoleError> {
     let detail: Value = state
         .api
         .query(
@@ -195,9 +211,9 @@ async fn settings(
     let secrets = list("webhooks");
     let base = state.api.command_url();
     let page = SettingsPage {
-        page: Page::signed(format!("Settings · {}", shown(name)), &signed)
+        page: Page::signed(format!("Settings · {}", shown(name)), signed)
             .for_client(client, name, "settings")
-            .with_notice(params.done().notice()),
+            .with_notice(notice),
         client_id: client,
         is_admin: signed.session.who.is_admin(),
         name: shown(name),
@@ -282,8 +298,54 @@ async fn settings(
             })
             .collect(),
         kinds: choices(&KINDS, "mailbox"),
+        refused,
     };
-    html(StatusCode::OK, &page)
+    let status = if page.refused.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    html(status, &page)
+}
+
+/// What a refused change is shown as on the settings page: the console's
+/// own reading of the form, or the API's refusal of the values (400, 409,
+/// 422) with the fields it names. Anything else (no permission, the API
+/// down) goes to the error page.
+fn refusal(failure: ConsoleError) -> Result<String, ConsoleError> {
+    match failure {
+        ConsoleError::BadRequest(why) => Ok(why),
+        ConsoleError::Api(failure) if matches!(failure.status, 400 | 409 | 422) => {
+            let fields: Vec<String> = failure
+                .errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect();
+            Ok(if fields.is_empty() {
+                failure.detail
+            } else {
+                fields.join("; ")
+            })
+        }
+        other => Err(other),
+    }
+}
+
+/// A change's answer: on to what it leads to, or the settings again with
+/// why it was refused, nothing changed.
+async fn saved_or_refused(
+    state: &AppState,
+    form: &PostForm,
+    client: Uuid,
+    result: Result<Response, ConsoleError>,
+) -> Result<Response, ConsoleError> {
+    match result {
+        Ok(answer) => Ok(answer),
+        Err(failure) => {
+            let why = refusal(failure)?;
+            page(state, &form.signed, client, None, None, Some(why)).await
+        }
+    }
 }
 
 /// `PATCH /v1/clients/{id}` with `body`, then back to the settings.
@@ -337,11 +399,15 @@ async fn profile(
     form: PostForm,
 ) -> Result<Response, ConsoleError> {
     let client = client_id(&client)?;
-    let body = present(
-        &form.fields,
-        &["name", "industry", "company_size", "region", "timezone"],
-    );
-    patch(&state, &form, client, Value::Object(body)).await
+    let result = async {
+        let body = present(
+            &form.fields,
+            &["name", "industry", "company_size", "region", "timezone"],
+        );
+        patch(&state, &form, client, Value::Object(body)).await
+    }
+    .await;
+    saved_or_refused(&state, &form, client, result).await
 }
 
 async fn mode(
@@ -350,11 +416,15 @@ async fn mode(
     form: PostForm,
 ) -> Result<Response, ConsoleError> {
     let client = client_id(&client)?;
-    let mut body = present(&form.fields, &["permission_mode"]);
-    if let Some(t) = number(&form.fields, "autopilot_threshold", "The threshold")? {
-        body.insert("autopilot_threshold".into(), json!(t));
+    let result = async {
+        let mut body = present(&form.fields, &["permission_mode"]);
+        if let Some(t) = number(&form.fields, "autopilot_threshold", "The threshold")? {
+            body.insert("autopilot_threshold".into(), json!(t));
+        }
+        patch(&state, &form, client, Value::Object(body)).await
     }
-    patch(&state, &form, client, Value::Object(body)).await
+    .await;
+    saved_or_refused(&state, &form, client, result).await
 }
 
 async fn alerts(
@@ -363,26 +433,30 @@ async fn alerts(
     form: PostForm,
 ) -> Result<Response, ConsoleError> {
     let client = client_id(&client)?;
-    let mut body = Map::new();
-    let mut limits = Map::new();
-    if let Some(b) = number(&form.fields, "bounce_rate", "The bounce limit")? {
-        limits.insert("bounce_rate".into(), json!(b / 100.0));
+    let result = async {
+        let mut body = Map::new();
+        let mut limits = Map::new();
+        if let Some(b) = number(&form.fields, "bounce_rate", "The bounce limit")? {
+            limits.insert("bounce_rate".into(), json!(b / 100.0));
+        }
+        if let Some(c) = number(&form.fields, "complaint_rate", "The complaint limit")? {
+            limits.insert("complaint_rate".into(), json!(c / 100.0));
+        }
+        if !limits.is_empty() {
+            body.insert("alert_limits".into(), Value::Object(limits));
+        }
+        if let Some(text) = form.fields.get("report_recipients") {
+            let recipients: Vec<&str> = text
+                .split([',', ';', '\n', ' '])
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .collect();
+            body.insert("report_recipients".into(), json!(recipients));
+        }
+        patch(&state, &form, client, Value::Object(body)).await
     }
-    if let Some(c) = number(&form.fields, "complaint_rate", "The complaint limit")? {
-        limits.insert("complaint_rate".into(), json!(c / 100.0));
-    }
-    if !limits.is_empty() {
-        body.insert("alert_limits".into(), Value::Object(limits));
-    }
-    if let Some(text) = form.fields.get("report_recipients") {
-        let recipients: Vec<&str> = text
-            .split([',', ';', '\n', ' '])
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .collect();
-        body.insert("report_recipients".into(), json!(recipients));
-    }
-    patch(&state, &form, client, Value::Object(body)).await
+    .await;
+    saved_or_refused(&state, &form, client, result).await
 }
 
 async fn webhook(
@@ -391,28 +465,32 @@ async fn webhook(
     form: PostForm,
 ) -> Result<Response, ConsoleError> {
     let client = client_id(&client)?;
-    let provider = form.fields.get("provider").unwrap_or("");
-    if !PROVIDERS.contains(&provider) {
-        return Err(ConsoleError::BadRequest(format!(
-            "`provider` must be one of: {}",
-            PROVIDERS.join(", ")
-        )));
+    let result = async {
+        let provider = form.fields.get("provider").unwrap_or("");
+        if !PROVIDERS.contains(&provider) {
+            return Err(ConsoleError::BadRequest(format!(
+                "`provider` must be one of: {}",
+                PROVIDERS.join(", ")
+            )));
+        }
+        let body = json!({ "secret": form.fields.get("secret").unwrap_or("") });
+        let written = state
+            .api
+            .command(
+                &form.signed.session.key,
+                Method::PUT,
+                &format!("/v1/clients/{client}/webhooks/{provider}"),
+                Some(&body),
+            )
+            .await?;
+        Ok(see_other(&after_write(
+            &format!("/clients/{client}/settings"),
+            &written,
+            "webhook_set",
+        )))
     }
-    let body = json!({ "secret": form.fields.get("secret").unwrap_or("") });
-    let written = state
-        .api
-        .command(
-            &form.signed.session.key,
-            Method::PUT,
-            &format!("/v1/clients/{client}/webhooks/{provider}"),
-            Some(&body),
-        )
-        .await?;
-    Ok(see_other(&after_write(
-        &format!("/clients/{client}/settings"),
-        &written,
-        "webhook_set",
-    )))
+    .await;
+    saved_or_refused(&state, &form, client, result).await
 }
 
 #[derive(Template)]
@@ -434,34 +512,38 @@ async fn issue_key(
     form: PostForm,
 ) -> Result<Response, ConsoleError> {
     let client = client_id(&client)?;
-    let role = form.fields.get("role").unwrap_or("");
-    let label = form.fields.get("label").unwrap_or("").trim();
-    let body = json!({ "role": role, "label": label });
-    let written = state
-        .api
-        .command(
-            &form.signed.session.key,
-            Method::POST,
-            &format!("/v1/clients/{client}/api-keys"),
-            Some(&body),
-        )
-        .await?;
-    let name = crate::pages::client_name(&state, &form.signed, client, None).await?;
-    let page = KeyIssued {
-        page: Page::signed("A new key", &form.signed).for_client(client, &name, "settings"),
-        key: text(&written.body, "key"),
-        role: text(&written.body, "role"),
-        label: text(&written.body, "label"),
-        settings_href: after_write(
-            &format!("/clients/{client}/settings"),
-            &crate::api::Written {
-                body: Value::Null,
-                position: written.position,
-            },
-            "settings_saved",
-        ),
-    };
-    html(StatusCode::OK, &page)
+    let result = async {
+        let role = form.fields.get("role").unwrap_or("");
+        let label = form.fields.get("label").unwrap_or("").trim();
+        let body = json!({ "role": role, "label": label });
+        let written = state
+            .api
+            .command(
+                &form.signed.session.key,
+                Method::POST,
+                &format!("/v1/clients/{client}/api-keys"),
+                Some(&body),
+            )
+            .await?;
+        let name = crate::pages::client_name(&state, &form.signed, client, None).await?;
+        let page = KeyIssued {
+            page: Page::signed("A new key", &form.signed).for_client(client, &name, "settings"),
+            key: text(&written.body, "key"),
+            role: text(&written.body, "role"),
+            label: text(&written.body, "label"),
+            settings_href: after_write(
+                &format!("/clients/{client}/settings"),
+                &crate::api::Written {
+                    body: Value::Null,
+                    position: written.position,
+                },
+                "settings_saved",
+            ),
+        };
+        html(StatusCode::OK, &page)
+    }
+    .await;
+    saved_or_refused(&state, &form, client, result).await
 }
 
 async fn revoke_key(
@@ -494,32 +576,36 @@ async fn resource(
     form: PostForm,
 ) -> Result<Response, ConsoleError> {
     let client = client_id(&client)?;
-    let mut body = present(&form.fields, &["kind", "address"]);
-    if let Some(cap) = form
-        .fields
-        .get("daily_cap")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
-        let cap: i64 = cap
-            .parse()
-            .map_err(|_| ConsoleError::BadRequest("The daily cap must be a whole number".into()))?;
-        body.insert("daily_cap".into(), json!(cap));
+    let result = async {
+        let mut body = present(&form.fields, &["kind", "address"]);
+        if let Some(cap) = form
+            .fields
+            .get("daily_cap")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            let cap: i64 = cap.parse().map_err(|_| {
+                ConsoleError::BadRequest("The daily cap must be a whole number".into())
+            })?;
+            body.insert("daily_cap".into(), json!(cap));
+        }
+        let written = state
+            .api
+            .command(
+                &form.signed.session.key,
+                Method::POST,
+                &format!("/v1/clients/{client}/resources"),
+                Some(&Value::Object(body)),
+            )
+            .await?;
+        Ok(see_other(&after_write(
+            &format!("/clients/{client}/settings"),
+            &written,
+            "resource_saved",
+        )))
     }
-    let written = state
-        .api
-        .command(
-            &form.signed.session.key,
-            Method::POST,
-            &format!("/v1/clients/{client}/resources"),
-            Some(&Value::Object(body)),
-        )
-        .await?;
-    Ok(see_other(&after_write(
-        &format!("/clients/{client}/settings"),
-        &written,
-        "resource_saved",
-    )))
+    .await;
+    saved_or_refused(&state, &form, client, result).await
 }
 
 #[cfg(test)]
