@@ -202,48 +202,47 @@ fn pooled_sequential(
     (baseline_sends, baseline_events): (u64, u64),
     method: &Method,
 ) -> (f64, f64) {
-    let feature = |key: &str| key.split_once('=').map_or(key, |(f, _)| f).to_owned();
+    fn feature(key: &str) -> &str {
+        key.split_once('=').map_or(key, |(f, _)| f)
+    }
     let values = rows
         .iter()
         .filter(|r| feature(&r.key) == feature(&row.key))
         .count()
         .max(1);
     let bar = method.alpha / (sextant_domain::inference::FEATURES.len() * values) as f64;
-    let (x, n) = (row.events, row.sends);
-    let (rest_x, rest_n) = (
-        baseline_events.saturating_sub(x),
-        baseline_sends.saturating_sub(n),
+    let p = sextant_domain::stats::always_valid_p_risk_ratio(
+        row.events,
+        row.sends,
+        baseline_events.saturating_sub(row.events),
+        baseline_sends.saturating_sub(row.sends),
+        method.mixture_variance,
     );
-    if x == 0 || rest_x == 0 || x >= n || rest_x >= rest_n {
-        return (1.0, bar);
-    }
-    let (x, n, rest_x, rest_n) = (x as f64, n as f64, rest_x as f64, rest_n as f64);
-    let log_ratio = ((x / n) / (rest_x / rest_n)).ln();
-    let variance = 1.0 / x - 1.0 / n + 1.0 / rest_x - 1.0 / rest_n;
-    (
-        sextant_domain::stats::always_valid_p_normal(log_ratio, variance, method.mixture_variance),
-        bar,
-    )
+    (p.unwrap_or(1.0), bar)
 }
 
 /// The always-valid p of a context version's reply rate against its
 /// predecessor's: the mixture SPRT over the log risk ratio, with the
 /// variance of its estimate.
 fn regression_p(x_now: u64, n_now: u64, x_before: u64, n_before: u64, method: &Method) -> f64 {
-    if x_now == 0 || x_before == 0 || n_now == 0 || n_before == 0 {
-        // No log ratio: the always-valid p of the difference of the rates.
-        return sextant_domain::stats::always_valid_p(
+    sextant_domain::stats::always_valid_p_risk_ratio(
+        x_now,
+        n_now,
+        x_before,
+        n_before,
+        method.mixture_variance,
+    )
+    // No log ratio (an arm without replies): the always-valid p of the
+    // difference of the rates.
+    .unwrap_or_else(|| {
+        sextant_domain::stats::always_valid_p(
             x_now,
             n_now,
             x_before,
             n_before,
             sextant_domain::experiment::MIXTURE_VARIANCE,
-        );
-    }
-    let (x1, n1, x0, n0) = (x_now as f64, n_now as f64, x_before as f64, n_before as f64);
-    let log_ratio = ((x1 / n1) / (x0 / n0)).ln();
-    let variance = 1.0 / x1 - 1.0 / n1 + 1.0 / x0 - 1.0 / n0;
-    sextant_domain::stats::always_valid_p_normal(log_ratio, variance, method.mixture_variance)
+        )
+    })
 }
 
 /// The matured sends of a client (sent at or before `matured_before`),

@@ -20,8 +20,8 @@ pub struct ItemCounter {
     escaped: bool,
     /// The next string at depth 1 is a key of the top-level object.
     key_expected: bool,
-    /// The key being read, while it is read (`None` past 64 bytes: it is
-    /// not the batch's key).
+    /// The key being read, while it is read (its first 64 bytes: longer
+    /// than any batch key, a longer key never matches).
     reading_key: Option<Vec<u8>>,
     last_key_is_batch: bool,
     /// The array open at depth 2 is the batch's.
@@ -110,14 +110,8 @@ impl ItemCounter {
             }
             return;
         }
-        if let Some(read) = &mut self.reading_key {
-            if read.len() < 64 {
-                read.push(b);
-            } else {
-                // Longer than any batch key: remember only that.
-                read.clear();
-                read.extend_from_slice(b"\0not-a-batch-key");
-            }
+        if let Some(read) = self.reading_key.as_mut().filter(|r| r.len() < 64) {
+            read.push(b);
         }
     }
 }

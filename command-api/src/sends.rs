@@ -30,16 +30,11 @@ use crate::AppState;
 pub const BATCH_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
-    let batch_limit = axum::extract::DefaultBodyLimit::max(BATCH_BODY_LIMIT);
+    // Batch bodies are read by `read_counting`, which holds them to
+    // BATCH_BODY_LIMIT itself.
     Router::new()
-        .route(
-            "/v1/clients/{client_id}/sends",
-            post(record_sends).layer(batch_limit),
-        )
-        .route(
-            "/v1/clients/{client_id}/outcomes",
-            post(record_outcomes).layer(batch_limit),
-        )
+        .route("/v1/clients/{client_id}/sends", post(record_sends))
+        .route("/v1/clients/{client_id}/outcomes", post(record_outcomes))
         .route("/v1/clients/{client_id}/sends/authorize", post(authorize))
         .route(
             "/v1/clients/{client_id}/leads/{lead_ref}/erase",
@@ -324,26 +319,53 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 }
 
 /// Reads a batch body frame by frame, counting its items as they arrive:
-/// past [`MAX_BATCH`] it is refused there (413), the rest unread; past
+/// past [`MAX_BATCH`] it is refused there (413), nothing more kept; past
 /// [`BATCH_BODY_LIMIT`] bytes too (for a body sent without a length).
 async fn read_counting(mut body: Body, key: &'static str) -> Result<Bytes, Problem> {
     let mut counter = ItemCounter::new(key);
     let mut read: Vec<u8> = Vec::new();
-    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-        let frame = frame.map_err(|err| Problem::bad_request(err.to_string()))?;
-        let Ok(chunk) = frame.into_data() else {
-            continue;
-        };
+    while let Some(chunk) = next_chunk(&mut body).await? {
         if read.len() + chunk.len() > BATCH_BODY_LIMIT {
             return Err(Problem::payload_too_large());
         }
         counter.feed(&chunk);
         if counter.items() > MAX_BATCH {
+            linger(&mut body, read.len() + chunk.len()).await;
             return Err(batch_too_large());
         }
         read.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(read))
+}
+
+async fn next_chunk(body: &mut Body) -> Result<Option<Bytes>, Problem> {
+    loop {
+        let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
+        else {
+            return Ok(None);
+        };
+        let frame = frame.map_err(|err| Problem::bad_request(err.to_string()))?;
+        if let Ok(chunk) = frame.into_data() {
+            return Ok(Some(chunk));
+        }
+    }
+}
+
+/// Reads and drops what a refused batch still sends, up to the body limit
+/// and for a second at most, before the refusal is answered: a client
+/// still writing into a connection the server closed with its bytes
+/// unread is reset, and may lose the answer. A client that stops sending
+/// gets its answer after the second.
+async fn linger(body: &mut Body, mut seen: usize) {
+    let drain = async {
+        while let Ok(Some(chunk)) = next_chunk(body).await {
+            seen += chunk.len();
+            if seen > BATCH_BODY_LIMIT {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
 }
 
 fn batch_too_large() -> Problem {

@@ -241,6 +241,20 @@ pub fn always_valid_p_normal(estimate: f64, variance: f64, tau2: f64) -> f64 {
     (-ln_lambda).exp().clamp(SMALLEST_P, 1.0)
 }
 
+/// [`always_valid_p_normal`] of the log risk ratio of `x1` events in `n1`
+/// sends against `x0` in `n0`, with its delta-method variance
+/// 1/x1 − 1/n1 + 1/x0 − 1/n0. `None` when an arm has no events or nothing
+/// but events: no finite log ratio or variance.
+pub fn always_valid_p_risk_ratio(x1: u64, n1: u64, x0: u64, n0: u64, tau2: f64) -> Option<f64> {
+    if x1 == 0 || x0 == 0 || x1 >= n1 || x0 >= n0 {
+        return None;
+    }
+    let (x1, n1, x0, n0) = (x1 as f64, n1 as f64, x0 as f64, n0 as f64);
+    let log_ratio = ((x1 / n1) / (x0 / n0)).ln();
+    let variance = 1.0 / x1 - 1.0 / n1 + 1.0 / x0 - 1.0 / n0;
+    Some(always_valid_p_normal(log_ratio, variance, tau2))
+}
+
 /// The always-valid (1 − `alpha`) confidence sequence of the same mixture
 /// SPRT: the null values θ₀ that `always_valid_p_normal(estimate − θ₀, …)`
 /// does not reject at `alpha`, which is `estimate` ± h with
@@ -581,6 +595,20 @@ mod tests {
             naive_rate > 0.15,
             "peeking a fixed-horizon test should inflate: {naive_rate}"
         );
+    }
+
+    #[test]
+    fn the_always_valid_p_of_a_risk_ratio_is_that_of_its_log_with_the_delta_method_variance() {
+        let tau2 = 1.3_f64.ln().powi(2);
+        let expected = always_valid_p_normal(
+            (0.15_f64 / 0.10).ln(),
+            1.0 / 150.0 - 1.0 / 1000.0 + 1.0 / 100.0 - 1.0 / 1000.0,
+            tau2,
+        );
+        let p = always_valid_p_risk_ratio(150, 1000, 100, 1000, tau2).expect("a log ratio");
+        assert!(close(p, expected, 1e-12), "{p} against {expected}");
+        assert_eq!(always_valid_p_risk_ratio(0, 1000, 100, 1000, tau2), None);
+        assert_eq!(always_valid_p_risk_ratio(150, 1000, 1000, 1000, tau2), None);
     }
 
     #[test]

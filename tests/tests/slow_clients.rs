@@ -406,7 +406,7 @@ async fn a_batch_is_refused_at_its_item_past_the_limit_while_the_rest_is_still_u
     // 3,000 items announced by their length; only the first 1,001 and a
     // bit are written, and the connection then waits, as a client still
     // uploading would. The answer must come now, not when the rest (never
-    // sent) or the body timeout would.
+    // sent) or the body timeout would: after a second of lingering at most.
     let body = batch(3000);
     let first = std::str::from_utf8(&body)
         .expect("JSON is text")

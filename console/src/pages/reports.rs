@@ -274,10 +274,7 @@ async fn weekly(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let (previous_week, next_week) = match neighbours(&week) {
-        Some((p, n)) => (Some(p), Some(n)),
-        None => (None, None),
-    };
+    let (previous_week, next_week) = neighbours(&week).unzip();
     let metrics = list(&report, "/headline/metrics")
         .iter()
         .map(|m| {
@@ -583,10 +580,7 @@ async fn platform(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let (previous_week, next_week) = match neighbours(&week) {
-        Some((p, n)) => (Some(p), Some(n)),
-        None => (None, None),
-    };
+    let (previous_week, next_week) = neighbours(&week).unzip();
     let rows = list(&report, "/clients")
         .iter()
         .map(|c| PlatformRow {
